@@ -1,0 +1,122 @@
+/**
+ * `kubeproxy --config FILE`: validates the config (exit 2 with every problem listed), starts the
+ * proxy, reloads on SIGHUP, drains on SIGTERM/SIGINT and exits 0.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { log } from './log.ts';
+import { Runtime } from './runtime.ts';
+
+const HELP = `Usage: kubeproxy --config FILE [--check]
+
+A reverse proxy that routes by Host header to load-balanced services, with an RFC 9111 cache,
+health checks and Prometheus metrics.
+
+Options:
+  -c, --config FILE   YAML config file (default: $KUBEPROXY_CONFIG)
+      --check         validate the config, print a summary and exit (0 valid, 2 invalid)
+  -h, --help          show this help
+  -v, --version       print the version
+
+Signals: SIGHUP reloads the config (an invalid one is logged and the running one kept);
+SIGTERM/SIGINT fail readiness, drain in-flight requests and exit 0.
+Admin endpoints (proxy.admin, default port 9901): /healthz /readyz /metrics /status
+`;
+
+export const EXIT_USAGE = 64;
+export const EXIT_CONFIG = 2;
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        check: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`kubeproxy: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const path = args.config ?? process.env.KUBEPROXY_CONFIG;
+  if (!path) {
+    process.stderr.write(`kubeproxy: no config file: pass --config FILE or set KUBEPROXY_CONFIG\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  let config: Config;
+  try {
+    config = loadConfigFile(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kubeproxy: ${err.message}\n`);
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+  if (args.check) {
+    const p = config.proxy;
+    process.stdout.write(
+      `config ${path} is valid: listen ${p.listen.address}:${p.listen.port}, ${p.services.length} service(s): ` +
+        `${p.services.map((s) => `${s.name} (${s.hosts.length} host(s))`).join(', ')}\n`,
+    );
+    return 0;
+  }
+  return run(config, path);
+}
+
+async function run(config: Config, path: string): Promise<number> {
+  let runtime: Runtime;
+  try {
+    runtime = await Runtime.start(config, { configPath: path });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`kubeproxy: cannot start: ${e.code === 'EADDRINUSE' ? `address already in use (${e.message})` : e.message}\n`);
+    return 1;
+  }
+  process.on('SIGHUP', () => runtime.reloadFromFile());
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      runtime.shutdown().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+// Run when executed directly (bin/kubeproxy or `node src/cli.ts`), not when imported by tests.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`kubeproxy: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,271 @@
+/**
+ * The config schema: every key, its default, and the `Config` type inferred from it.
+ * Objects are strict (a typo is an error, never silently ignored). The assignment's original
+ * format (`proxy.listen`, `proxy.services[].name/domain/hosts[].address/port`) is a subset.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize, show } from './units.ts';
+
+const duration = (fallback: string) =>
+  z
+    .unknown()
+    .transform((v, ctx) => {
+      const r = parseDuration(v);
+      if (typeof r === 'number') return r;
+      ctx.addIssue({ code: 'custom', message: r.error, input: v });
+      return z.NEVER;
+    })
+    .prefault(fallback);
+
+const size = (fallback: string) =>
+  z
+    .unknown()
+    .transform((v, ctx) => {
+      const r = parseSize(v);
+      if (typeof r === 'number') return r;
+      ctx.addIssue({ code: 'custom', message: r.error, input: v });
+      return z.NEVER;
+    })
+    .prefault(fallback);
+
+const intIn = (min: number, max: number) =>
+  z.custom<number>((v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, {
+    error: (iss) => `expected integer ${min}-${max}, got ${show(iss.input)}`,
+  });
+
+const port = intIn(1, 65535);
+
+const address = z.string().min(1, { error: 'expected an address, got ""' });
+
+/** A DNS name or a `*.` wildcard; stored lower-case and without a trailing dot. */
+const domainName = z
+  .string()
+  .transform((v) => v.trim().toLowerCase().replace(/\.$/, ''))
+  .refine((v) => /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(v), {
+    error: (iss) => `expected a host name like "api.example.com" or "*.example.com", got ${show(iss.input)}`,
+  });
+
+const cidr = z.string().refine(
+  (v) => {
+    const [ip, bits, extra] = v.split('/');
+    if (extra !== undefined || !ip) return false;
+    const family = isIP(ip);
+    if (family === 0) return false;
+    if (bits === undefined) return true;
+    const n = Number(bits);
+    return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
+  },
+  { error: (iss) => `expected an IP address or CIDR like "10.0.0.0/8", got ${show(iss.input)}` },
+);
+
+export const balancerKind = z.enum(['round-robin', 'random', 'least-request', 'consistent-hash']);
+
+/** `client-ip`, `path`, or `header:NAME`. */
+const hashKey = z.string().refine((v) => v === 'client-ip' || v === 'path' || /^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v), {
+  error: (iss) => `expected "client-ip", "path" or "header:NAME", got ${show(iss.input)}`,
+});
+
+const hostEntry = z.strictObject({
+  address,
+  port,
+  weight: intIn(1, 1000).default(1),
+});
+
+const timeouts = z.strictObject({
+  /** TCP connect to an instance. */
+  connect: duration('5s'),
+  /** Waiting for the response headers after the request was sent (504 after it). */
+  response: duration('60s'),
+  /** Idle time between two body chunks from the instance. */
+  idle: duration('60s'),
+  /** Whole request, first byte in to last byte out; 0 = unlimited. */
+  request: duration('0'),
+  /** How long an idle pooled connection to an instance is kept open. */
+  keepAlive: duration('4s'),
+});
+
+const healthCheck = z.strictObject({
+  path: z.string().startsWith('/', { error: 'expected a path starting with "/"' }).default('/healthz'),
+  interval: duration('10s'),
+  timeout: duration('2s'),
+  expectedStatus: z
+    .union([intIn(100, 599), z.array(intIn(100, 599)).min(1), z.string().regex(/^[1-5]xx$/, { error: 'expected a status, a list of statuses or a class like "2xx"' })])
+    .default('2xx'),
+  healthyThreshold: intIn(1, 100).default(2),
+  unhealthyThreshold: intIn(1, 100).default(3),
+  /** Host header of the probe; defaults to the service's first domain. */
+  host: z.string().optional(),
+});
+
+const outlierDetection = z.strictObject({
+  enabled: z.boolean().default(true),
+  consecutiveFailures: intIn(1, 1000).default(5),
+  baseEjectionTime: duration('30s'),
+  maxEjectionTime: duration('5m'),
+  /** Never eject more than this share of a service's instances at once. */
+  maxEjectionPercent: intIn(0, 100).default(50),
+});
+
+const retryPolicy = z.strictObject({
+  attempts: intIn(0, 10).default(2),
+  on: z.array(intIn(500, 599)).default([502, 503, 504]),
+  /** Retries may be at most this share of a service's active requests (retry budget). */
+  budgetPercent: intIn(0, 100).default(20),
+  /** Retries always allowed below this many per second, so low traffic can still retry. */
+  minRetriesPerSecond: intIn(0, 10000).default(3),
+});
+
+const limits = z.strictObject({
+  /** Concurrent connections to one instance; 0 = unlimited. */
+  maxConnections: intIn(0, 1_000_000).default(0),
+  /** Requests of one service waiting for a connection; beyond it a fast 503. */
+  maxPending: intIn(0, 1_000_000).default(1024),
+});
+
+const discovery = z.strictObject({
+  dns: z.string().min(1),
+  port,
+  interval: duration('5s'),
+  weight: intIn(1, 1000).default(1),
+});
+
+const serviceSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
+      error: (iss) => `expected a name of letters, digits, ".", "_" or "-", got ${show(iss.input)}`,
+    }),
+    domain: domainName.optional(),
+    domains: z.array(domainName).default([]),
+    hosts: z.array(hostEntry).default([]),
+    discovery: discovery.optional(),
+    loadBalancer: balancerKind.optional(),
+    hashKey: hashKey.optional(),
+    timeouts: timeouts.partial().optional(),
+    retries: retryPolicy.partial().optional(),
+    limits: limits.partial().optional(),
+    healthCheck: healthCheck.optional(),
+    outlierDetection: outlierDetection.partial().optional(),
+    /** `false` opts this service out of the shared cache. */
+    cache: z.boolean().default(true),
+    /** Host header sent upstream: the client's (default) or a fixed one. */
+    upstreamHost: z.string().optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (!s.domain && s.domains.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['domain'], message: 'is required (or give "domains")' });
+    }
+    if (s.hosts.length === 0 && !s.discovery) {
+      ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'expected at least one host (or "discovery")' });
+    }
+    const seen = new Set<string>();
+    s.hosts.forEach((h, i) => {
+      const id = `${h.address}:${h.port}`;
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: `duplicate host ${id}` });
+      seen.add(id);
+    });
+  });
+
+const proxySchema = z
+  .strictObject({
+    listen: z.strictObject({ address: address.default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+    admin: z
+      .strictObject({ enabled: z.boolean().default(true), address: address.default('0.0.0.0'), port: port.default(9901) })
+      .prefault({}),
+    workers: z.union([z.literal('auto'), intIn(1, 256)]).default(1),
+    loadBalancer: balancerKind.default('round-robin'),
+    hashKey: hashKey.default('client-ip'),
+    /** Service answering requests whose Host matches no domain; otherwise 421. */
+    defaultService: z.string().optional(),
+    /** Peers whose X-Forwarded-* headers are trusted and appended to; others are replaced. */
+    trustedProxies: z.array(cidr).default([]),
+    /** The pseudonym added to Via (RFC 9110 §7.6.3); `false` adds no Via. */
+    via: z.union([z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/), z.literal(false)]).default('kubeproxy'),
+    timeouts: timeouts.prefault({}),
+    retries: retryPolicy.prefault({}),
+    limits: limits.prefault({}),
+    outlierDetection: outlierDetection.prefault({}),
+    client: z
+      .strictObject({
+        headerTimeout: duration('10s'),
+        requestTimeout: duration('5m'),
+        keepAliveTimeout: duration('5s'),
+        maxHeaderSize: size('16KiB'),
+        maxBodySize: size('0'),
+        maxConnections: intIn(0, 10_000_000).default(0),
+      })
+      .prefault({}),
+    cache: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        maxSize: size('256MiB'),
+        maxObjectSize: size('8MiB'),
+        /** RFC 9213 targeted fields that override Cache-Control for this cache, first wins. */
+        targetedFields: z.array(z.string()).default(['KubeProxy-Cache-Control', 'CDN-Cache-Control']),
+        /** Cap of the heuristic freshness lifetime (RFC 9111 §4.2.2). */
+        heuristicMax: duration('24h'),
+        /** How long concurrent misses for one key wait for the first one. */
+        collapseTimeout: duration('10s'),
+      })
+      .prefault({}),
+    metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+    accessLog: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Share of successful requests logged (errors are always logged). */
+        sampling: z.number().min(0).max(1).default(1),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .prefault({}),
+    shutdown: z
+      .strictObject({
+        /** After SIGTERM, keep serving this long while readiness fails (endpoint removal). */
+        delay: duration('0'),
+        /** Then wait at most this long for in-flight requests. */
+        drainTimeout: duration('30s'),
+      })
+      .prefault({}),
+    /** Watch the config file and reload on change (SIGHUP always reloads). */
+    watch: z.boolean().default(true),
+    services: z.array(serviceSchema).min(1, { error: 'expected at least one service' }),
+  })
+  .superRefine((p, ctx) => {
+    const names = new Map<string, number>();
+    const domains = new Map<string, string>();
+    p.services.forEach((s, i) => {
+      if (names.has(s.name)) {
+        ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service name "${s.name}" (also services[${names.get(s.name)}])` });
+      }
+      names.set(s.name, i);
+      for (const d of serviceDomains(s)) {
+        const owner = domains.get(d);
+        if (owner !== undefined && owner !== s.name) {
+          ctx.addIssue({ code: 'custom', path: ['services', i, 'domains'], message: `domain "${d}" is already used by service "${owner}"` });
+        }
+        domains.set(d, s.name);
+      }
+    });
+    if (p.defaultService !== undefined && !names.has(p.defaultService)) {
+      ctx.addIssue({ code: 'custom', path: ['defaultService'], message: `no service is named "${p.defaultService}"` });
+    }
+  });
+
+export const configSchema = z.strictObject({ proxy: proxySchema });
+
+export type Config = z.output<typeof configSchema>;
+export type ProxyConfig = Config['proxy'];
+export type ServiceConfig = ProxyConfig['services'][number];
+export type HostConfig = ServiceConfig['hosts'][number];
+export type TimeoutsConfig = ProxyConfig['timeouts'];
+export type RetryConfig = ProxyConfig['retries'];
+export type LimitsConfig = ProxyConfig['limits'];
+export type HealthCheckConfig = NonNullable<ServiceConfig['healthCheck']>;
+export type OutlierConfig = ProxyConfig['outlierDetection'];
+export type BalancerKindName = z.output<typeof balancerKind>;
+
+/** All names of a service, `domain` first, de-duplicated. */
+export function serviceDomains(s: { domain?: string | undefined; domains: readonly string[] }): string[] {
+  return [...new Set([...(s.domain ? [s.domain] : []), ...s.domains])];
+}

@@ -1,0 +1,46 @@
+/**
+ * One request's record, filled by each phase of the pipeline and read by the access log and
+ * metrics when the response ends. A class with every field set in the constructor keeps one
+ * hidden class for all requests (no shape changes on the hot path).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorCause } from './errors.ts';
+import type { Instance } from './upstream/instance.ts';
+import type { Service } from './upstream/service.ts';
+
+export class RequestContext {
+  /** performance.now() at arrival. */
+  readonly start: number;
+  service: Service | undefined = undefined;
+  instance: Instance | undefined = undefined;
+  /** Routed host (normalised), path and query as sent upstream. */
+  host = '';
+  path = '';
+  /** Upstream attempts made (1 + retries). */
+  attempts = 0;
+  status = 0;
+  /** Request body bytes received from the client, response body bytes sent to it. */
+  bytesIn = 0;
+  bytesOut = 0;
+  /** performance.now() when the upstream attempt that answered was dispatched, and when its headers came. */
+  upstreamStart = 0;
+  upstreamHeaders = 0;
+  /** RFC 9211 Cache-Status value sent to the client, or '' when the cache was not involved. */
+  cacheStatus = '';
+  /** Cache result label for metrics: hit | miss | stale | revalidated | bypass, or '' . */
+  cacheResult = '';
+  errorCause: ErrorCause | undefined = undefined;
+  errorMessage = '';
+  /** W3C trace context passed through, for the access log. */
+  traceparent: string | undefined = undefined;
+  finished = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly id: string,
+    readonly clientIp: string,
+  ) {
+    this.start = performance.now();
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Host header normalisation (RFC 9110 §7.2, RFC 3986 §3.2.2): case-insensitive, port stripped,
+ * IPv6 literals kept in brackets, a trailing dot ignored. Returns undefined for a value that is
+ * not a valid host, so the caller can answer 400 instead of guessing.
+ */
+const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
+
+export function normaliseHost(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let host = value.trim().toLowerCase();
+  if (host.length === 0) return undefined;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const end = host.indexOf(']');
+    if (end < 0) return undefined;
+    const rest = host.slice(end + 1);
+    if (rest !== '' && !/^:\d{0,5}$/.test(rest)) return undefined;
+    return host.slice(0, end + 1);
+  }
+  const colon = host.indexOf(':');
+  if (colon >= 0) {
+    if (!/^\d{0,5}$/.test(host.slice(colon + 1))) return undefined;
+    host = host.slice(0, colon);
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host.length === 0 || !REG_NAME.test(host)) return undefined;
+  return host;
+}
+
+/** The port of a Host header value, or undefined when it has none. */
+export function hostPort(value: string): number | undefined {
+  const bracket = value.lastIndexOf(']');
+  const colon = value.lastIndexOf(':');
+  if (colon <= bracket) return undefined;
+  const port = Number(value.slice(colon + 1));
+  return Number.isInteger(port) && value.length > colon + 1 ? port : undefined;
+}

@@ -1,0 +1,115 @@
+/**
+ * The client-facing http.Server: limits that keep slow or abusive clients from holding the proxy
+ * (header and request timeouts, header size, connection cap), clear 4xx answers to malformed
+ * requests, and a graceful drain.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ProxyConfig } from '../config/schema.ts';
+import type { Pipeline } from './pipeline.ts';
+import type { UpgradeHandler } from './upgrade.ts';
+
+type ClientConfig = ProxyConfig['client'];
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'request headers are larger than the limit'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request was not received in time'],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, 'request headers were not received in time'],
+  HPE_UNEXPECTED_CONTENT_LENGTH: [400, 'both Content-Length and Transfer-Encoding were sent'],
+  HPE_INVALID_CONTENT_LENGTH: [400, 'invalid Content-Length'],
+  HPE_INVALID_TRANSFER_ENCODING: [400, 'invalid Transfer-Encoding'],
+  HPE_INVALID_HEADER_TOKEN: [400, 'invalid character in a header'],
+  HPE_INVALID_METHOD: [400, 'invalid method'],
+  HPE_INVALID_URL: [400, 'invalid request target'],
+  HPE_INVALID_VERSION: [400, 'invalid HTTP version'],
+  HPE_INVALID_CHUNK_SIZE: [400, 'invalid chunk size'],
+};
+
+export class Listener {
+  readonly server: Server;
+  /** Open client connections (saturation metric). */
+  connections = 0;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(pipeline: Pipeline, upgrade: UpgradeHandler, client: ClientConfig) {
+    this.server = createServer({
+      maxHeaderSize: client.maxHeaderSize,
+      headersTimeout: client.headerTimeout,
+      requestTimeout: client.requestTimeout,
+      keepAliveTimeout: client.keepAliveTimeout,
+      // How often Node checks the two timeouts above; 1 s bounds how long a slowloris connection lives past them.
+      connectionsCheckingInterval: 1000,
+      // HTTP/1.1 requests without Host are answered 400 by Node itself (RFC 9112 §3.2).
+      requireHostHeader: true,
+    });
+    this.applyClientConfig(client);
+    this.server.on('request', pipeline.onRequest);
+    this.server.on('checkContinue', pipeline.onCheckContinue);
+    this.server.on('upgrade', upgrade.onUpgrade);
+    this.server.on('connection', (socket: Socket) => {
+      this.connections++;
+      this.sockets.add(socket);
+      socket.setNoDelay(true);
+      socket.once('close', () => {
+        this.connections--;
+        this.sockets.delete(socket);
+      });
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket));
+  }
+
+  applyClientConfig(client: ClientConfig): void {
+    this.server.headersTimeout = client.headerTimeout;
+    this.server.requestTimeout = client.requestTimeout;
+    this.server.keepAliveTimeout = client.keepAliveTimeout;
+    this.server.maxConnections = client.maxConnections === 0 ? Infinity : client.maxConnections;
+  }
+
+  listen(address: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: address, port, backlog: 4096 }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  address(): { address: string; port: number } {
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('listener is not bound');
+    return { address: a.address, port: a.port };
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then closes what is left.
+   * `busy()` tells whether requests (or tunnels) are still in flight.
+   */
+  async drain(timeoutMs: number, busy: () => boolean): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + timeoutMs;
+    while (busy() && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+      // Keep-alive connections that finished their last response close now, not at their timeout.
+      this.server.closeIdleConnections();
+    }
+    this.server.closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
+
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (err.code === 'ECONNRESET')) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'malformed request'];
+  const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  const body = `${status} ${reason}: ${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

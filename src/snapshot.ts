@@ -1,0 +1,55 @@
+/**
+ * An immutable view of one config: router, services and their instance lists. A request keeps the
+ * snapshot it started with, so a reload never changes the rules under an in-flight request.
+ * Instances come from the InstanceRegistry, which outlives snapshots.
+ */
+import { BlockList, isIPv6 } from 'node:net';
+import type { Config } from './config/schema.ts';
+import { Router } from './routing/router.ts';
+import { Service } from './upstream/service.ts';
+import type { InstanceRegistry } from './upstream/registry.ts';
+
+export class Snapshot {
+  readonly router: Router<Service>;
+  readonly services: ReadonlyMap<string, Service>;
+  readonly trusted: BlockList | undefined;
+  /** `1.1 kubeproxy` or undefined when Via is off. */
+  readonly via: string | undefined;
+
+  constructor(
+    readonly config: Config,
+    registry: InstanceRegistry,
+  ) {
+    const proxy = config.proxy;
+    const services = new Map<string, Service>();
+    for (const sc of proxy.services) {
+      const service = new Service(sc, proxy);
+      service.instances = registry.acquire(service, sc.hosts);
+      services.set(service.name, service);
+    }
+    this.services = services;
+    const fallback = proxy.defaultService === undefined ? undefined : services.get(proxy.defaultService);
+    this.router = new Router(
+      [...services.values()].map((s) => ({ domains: s.domains, target: s })),
+      fallback,
+    );
+    this.via = proxy.via === false ? undefined : `1.1 ${proxy.via}`;
+    if (proxy.trustedProxies.length > 0) {
+      const list = new BlockList();
+      for (const entry of proxy.trustedProxies) {
+        const [ip, bits] = entry.split('/') as [string, string | undefined];
+        const family = isIPv6(ip) ? 'ipv6' : 'ipv4';
+        if (bits === undefined) list.addAddress(ip, family);
+        else list.addSubnet(ip, Number(bits), family);
+      }
+      this.trusted = list;
+    } else {
+      this.trusted = undefined;
+    }
+  }
+
+  isTrusted(ip: string): boolean {
+    if (this.trusted === undefined) return false;
+    return this.trusted.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+  }
+}

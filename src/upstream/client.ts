@@ -1,0 +1,107 @@
+/**
+ * Sends one attempt of a request to one instance with undici's dispatch API and streams the
+ * response into an UpstreamHandler with back-pressure. undici's raw handler callbacks are used
+ * (not request()/stream()): they hand over raw header arrays and avoid a Readable per response.
+ */
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { ProxyError, upstreamError } from '../errors.ts';
+import type { Instance } from './instance.ts';
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path and query exactly as the client sent them. */
+  path: string;
+  headers: string[];
+  /** null for a request without a body. */
+  body: Readable | null;
+}
+
+export interface UpstreamHandler {
+  /** Response headers arrived. `raw` are undici's raw header Buffers. */
+  onResponse(status: number, statusText: string, raw: Buffer[]): void;
+  /** Return false to pause the instance's socket until `resume` (given in onResponse's attempt) is called. */
+  onData(chunk: Buffer): boolean;
+  onEnd(trailers: Buffer[] | string[] | null): void;
+  /** `responseStarted` tells whether onResponse was already called. */
+  onError(err: ProxyError, responseStarted: boolean): void;
+}
+
+/** A running attempt: lets the caller resume after back-pressure or abort it (client went away). */
+export class Attempt {
+  private abortFn: ((err?: Error) => void) | undefined;
+  private resumeFn: (() => void) | undefined;
+  private aborted = false;
+  responseStarted = false;
+  finished = false;
+  /** performance.now() when the response headers arrived. */
+  headersAt = 0;
+
+  constructor(
+    readonly instance: Instance,
+    private readonly handler: UpstreamHandler,
+  ) {}
+
+  resume(): void {
+    this.resumeFn?.();
+  }
+
+  abort(reason: Error): void {
+    if (this.finished || this.aborted) return;
+    this.aborted = true;
+    if (this.abortFn) this.abortFn(reason);
+  }
+
+  // undici's legacy handler protocol (the one its core still speaks, so no wrapper per request).
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.aborted) abort(new ProxyError('client_abort', 'client closed the connection'));
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx informational responses are consumed here: the proxy answers 100 Continue itself.
+    if (status < 200) return true;
+    this.resumeFn = resume;
+    this.responseStarted = true;
+    this.headersAt = performance.now();
+    this.handler.onResponse(status, statusText, raw);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData(chunk);
+  }
+
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.finished = true;
+    this.handler.onEnd(trailers);
+  }
+
+  onError(err: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    const mapped = this.aborted && !(err instanceof ProxyError) ? new ProxyError('client_abort', 'client closed the connection') : upstreamError(err, this.instance.id);
+    // A request whose body stream was already read from cannot be replayed on another instance.
+    this.handler.onError(mapped, this.responseStarted);
+  }
+}
+
+export function forward(instance: Instance, req: UpstreamRequest, handler: UpstreamHandler): Attempt {
+  const attempt = new Attempt(instance, handler);
+  const opts: Dispatcher.DispatchOptions = {
+    origin: instance.origin,
+    method: req.method,
+    path: req.path,
+    headers: req.headers,
+    body: req.body,
+    // undici must not retry or reorder: retries are the proxy's decision (retry budget).
+    idempotent: false,
+    reset: false,
+  };
+  try {
+    instance.pool.dispatch(opts, attempt as unknown as Dispatcher.DispatchHandler);
+  } catch (err) {
+    queueMicrotask(() => attempt.onError(err as Error));
+  }
+  return attempt;
+}

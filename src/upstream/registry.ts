@@ -1,0 +1,70 @@
+/**
+ * Keeps Instance objects across config reloads, keyed by service name and address:port, so a
+ * reload keeps health state, ejections, counters and pooled connections of instances that stay
+ * (Pingora keys health by backend hash; Caddy keeps a usage pool). Instances that leave finish
+ * their in-flight requests before their pool closes.
+ */
+import { Instance } from './instance.ts';
+import type { Service } from './service.ts';
+
+export interface HostSpec {
+  address: string;
+  port: number;
+  weight: number;
+}
+
+export class InstanceRegistry {
+  private readonly byKey = new Map<string, Instance>();
+  /** Keys used by the snapshot being built; see `sweep`. */
+  private live = new Set<string>();
+
+  /** Returns the instances of `service` for `hosts`, reusing existing ones. */
+  acquire(service: Service, hosts: readonly HostSpec[]): Instance[] {
+    const settings = service.poolSettings();
+    const out: Instance[] = [];
+    for (const h of hosts) {
+      const key = `${service.name}/${h.address}:${h.port}`;
+      let instance = this.byKey.get(key);
+      if (instance === undefined) {
+        instance = new Instance(service.name, h.address, h.port, h.weight, settings);
+        this.byKey.set(key, instance);
+      } else {
+        instance.update(h.weight, settings);
+      }
+      this.live.add(key);
+      out.push(instance);
+    }
+    return out;
+  }
+
+  /** Marks the start of building a new snapshot. */
+  begin(): void {
+    this.live = new Set();
+  }
+
+  /** Instances not acquired since `begin()` leave: they drain, then their pools close. */
+  sweep(drainTimeoutMs: number): Instance[] {
+    const gone: Instance[] = [];
+    for (const [key, instance] of this.byKey) {
+      if (this.live.has(key)) continue;
+      this.byKey.delete(key);
+      gone.push(instance);
+      void instance.close(drainTimeoutMs);
+    }
+    return gone;
+  }
+
+  /** Keeps an instance alive in the current build (used by service discovery). */
+  keep(service: string, id: string): void {
+    this.live.add(`${service}/${id}`);
+  }
+
+  all(): IterableIterator<Instance> {
+    return this.byKey.values();
+  }
+
+  async closeAll(timeoutMs: number): Promise<void> {
+    await Promise.all([...this.byKey.values()].map((i) => i.close(timeoutMs)));
+    this.byKey.clear();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * A named downstream service: its instances, the balancing policy and the per-service policies
+ * (timeouts, retries, limits) resolved from the config snapshot. A request is only ever sent to an
+ * instance of its own service.
+ */
+import type { Balancer, PickContext } from '../balancer/balancer.ts';
+import { createBalancer } from '../balancer/index.ts';
+import type { ProxyConfig, ServiceConfig } from '../config/schema.ts';
+import { serviceDomains } from '../config/schema.ts';
+import type { Instance, PoolSettings } from './instance.ts';
+
+export type HashKeySource = { kind: 'client-ip' } | { kind: 'path' } | { kind: 'header'; name: string };
+
+export class Service {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly balancer: Balancer;
+  readonly hashKey: HashKeySource | undefined;
+  readonly timeouts: ProxyConfig['timeouts'];
+  readonly retries: ProxyConfig['retries'];
+  readonly limits: ProxyConfig['limits'];
+  readonly outlier: ProxyConfig['outlierDetection'];
+  readonly cacheEnabled: boolean;
+  readonly upstreamHost: string | undefined;
+  /** Replaced (never mutated) when membership changes, so balancers may cache by identity. */
+  instances: readonly Instance[] = [];
+  /** Requests in flight to this service, for the retry budget and saturation metrics. */
+  active = 0;
+
+  constructor(
+    readonly config: ServiceConfig,
+    proxy: ProxyConfig,
+  ) {
+    this.name = config.name;
+    this.domains = serviceDomains(config);
+    const kind = config.loadBalancer ?? proxy.loadBalancer;
+    this.balancer = createBalancer(kind);
+    this.hashKey = kind === 'consistent-hash' ? parseHashKey(config.hashKey ?? proxy.hashKey) : undefined;
+    this.timeouts = { ...proxy.timeouts, ...config.timeouts };
+    this.retries = { ...proxy.retries, ...config.retries };
+    this.limits = { ...proxy.limits, ...config.limits };
+    this.outlier = { ...proxy.outlierDetection, ...config.outlierDetection };
+    this.cacheEnabled = proxy.cache.enabled && config.cache;
+    this.upstreamHost = config.upstreamHost;
+  }
+
+  poolSettings(): PoolSettings {
+    return {
+      connectTimeout: this.timeouts.connect,
+      responseTimeout: this.timeouts.response,
+      idleTimeout: this.timeouts.idle,
+      keepAliveTimeout: this.timeouts.keepAlive,
+      maxConnections: this.limits.maxConnections,
+    };
+  }
+
+  /**
+   * Picks an instance for one attempt. When no instance is available because all are unhealthy or
+   * ejected, every non-draining instance is tried anyway (Envoy's panic mode): answering 503 to
+   * everyone is worse than trying instances that may have recovered.
+   */
+  pick(ctx: PickContext): Instance | undefined {
+    const picked = this.balancer.pick(this.instances, ctx);
+    if (picked !== undefined) return picked;
+    let best: Instance | undefined;
+    for (const i of this.instances) {
+      if (i.draining || ctx.exclude?.has(i)) continue;
+      if (i.maxConnections !== 0 && i.inflight >= i.maxConnections) continue;
+      if (best === undefined || i.inflight / i.weight < best.inflight / best.weight) best = i;
+    }
+    return best;
+  }
+}
+
+function parseHashKey(value: string): HashKeySource {
+  if (value === 'path') return { kind: 'path' };
+  if (value.startsWith('header:')) return { kind: 'header', name: value.slice(7).toLowerCase() };
+  return { kind: 'client-ip' };
+}

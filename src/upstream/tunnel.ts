@@ -1,0 +1,76 @@
+/**
+ * WebSocket and other `Upgrade` requests (RFC 9110 §7.8): the request head is rewritten like any
+ * other (hop-by-hop removed, X-Forwarded-*, Via), sent on a dedicated connection to one instance,
+ * and from then on bytes are copied both ways untouched. The instance's answer, 101 or not, reaches
+ * the client as it was sent.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { Instance } from './instance.ts';
+
+export interface TunnelRequest {
+  method: string;
+  path: string;
+  headers: string[];
+  head: Buffer;
+}
+
+/**
+ * Opens the tunnel. `done` is called once, when both sides are closed; `failed` (before any byte
+ * came back from the instance) lets the caller answer with an error status instead.
+ */
+export function openTunnel(
+  instance: Instance,
+  client: Duplex,
+  req: TunnelRequest,
+  connectTimeoutMs: number,
+  failed: (err: NodeJS.ErrnoException | Error) => void,
+  done: () => void,
+): Socket {
+  const upstream = connect({ host: instance.address, port: instance.port, noDelay: true });
+  let answered = false;
+  let closed = 0;
+  const closeOne = () => {
+    if (++closed === 2) done();
+  };
+  const timer = connectTimeoutMs > 0 ? setTimeout(() => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), connectTimeoutMs) : undefined;
+  upstream.once('connect', () => {
+    clearTimeout(timer);
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    for (let i = 0; i < req.headers.length; i += 2) head += `${req.headers[i]}: ${req.headers[i + 1]}\r\n`;
+    upstream.write(`${head}\r\n`);
+    if (req.head.length > 0) upstream.write(req.head);
+    client.pipe(upstream);
+  });
+  upstream.once('data', () => {
+    answered = true;
+  });
+  upstream.pipe(client);
+  upstream.on('error', (err) => {
+    clearTimeout(timer);
+    if (!answered) failed(err);
+    else client.destroy();
+  });
+  client.on('error', () => upstream.destroy());
+  upstream.once('close', () => {
+    clearTimeout(timer);
+    if (answered) client.destroy();
+    closeOne();
+  });
+  client.once('close', () => {
+    upstream.destroy();
+    closeOne();
+  });
+  return upstream;
+}
+
+/** Writes a complete error response on a raw socket and closes it (no http.ServerResponse exists for upgrades). */
+export function rawErrorResponse(socket: Duplex, status: number, message: string, requestId: string): void {
+  if (socket.destroyed) return;
+  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
