@@ -30,6 +30,6 @@ if (files.length === 0) {
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { KUBEPROXY_LOG_LEVEL: 'silent', ...process.env } },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

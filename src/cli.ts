@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.ts';
+import { watchConfig } from './config/watch.ts';
 import type { Config } from './config/schema.ts';
 import { log } from './log.ts';
 import { Runtime } from './runtime.ts';
@@ -20,8 +21,9 @@ Options:
   -h, --help          show this help
   -v, --version       print the version
 
-Signals: SIGHUP reloads the config (an invalid one is logged and the running one kept);
-SIGTERM/SIGINT fail readiness, drain in-flight requests and exit 0.
+Signals: SIGHUP reloads the config (an invalid one is logged and the running one kept), as does
+a change of the config file when proxy.watch is on (the default; Kubernetes ConfigMap updates
+included); SIGTERM/SIGINT fail readiness, drain in-flight requests and exit 0.
 Admin endpoints (proxy.admin, default port 9901): /healthz /readyz /metrics /status
 `;
 
@@ -89,9 +91,14 @@ async function run(config: Config, path: string): Promise<number> {
     return 1;
   }
   process.on('SIGHUP', () => runtime.reloadFromFile());
+  // `proxy.watch` is read at start: turning it on or off takes a restart.
+  const watcher = config.proxy.watch
+    ? watchConfig(path, () => runtime.reloadFromFile(), { onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads') })
+    : undefined;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'signal received');
+      watcher?.close();
       runtime.shutdown().then(
         () => resolve(0),
         (err: unknown) => {

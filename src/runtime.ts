@@ -7,8 +7,11 @@ import { loadConfigFile, ConfigError } from './config/load.ts';
 import type { RequestContext } from './context.ts';
 import type { ProxyError } from './errors.ts';
 import { log, setLogLevel } from './log.ts';
-import { Snapshot } from './snapshot.ts';
+import { Snapshot, serviceHosts } from './snapshot.ts';
 import { AdminServer } from './admin/server.ts';
+import { DnsDiscovery } from './discovery/dns.ts';
+import { ActiveHealthChecker } from './health/active.ts';
+import { OutlierDetector } from './health/passive.ts';
 import { Listener } from './server/listener.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
@@ -27,6 +30,12 @@ export class Runtime implements PipelineHost {
   /** Requests in flight (all services). */
   inflight = 0;
   readonly registry = new InstanceRegistry();
+  /** DNS service discovery; outlives snapshots like the registry, so a reload keeps discovered sets. */
+  readonly discovery: DnsDiscovery;
+  /** Active health checks (services with `healthCheck`); probers outlive snapshots with their instances. */
+  readonly health: ActiveHealthChecker;
+  /** Passive outlier detection, fed by every attempt's end. */
+  readonly outliers: OutlierDetector<Instance>;
   readonly pipeline: Pipeline;
   readonly upgrades: UpgradeHandler;
   readonly listener: Listener;
@@ -40,8 +49,19 @@ export class Runtime implements PipelineHost {
     readonly options: RuntimeOptions,
   ) {
     setLogLevel(config.proxy.log.level);
+    this.discovery = new DnsDiscovery({ onChange: (service) => this.applyDiscovered(service) });
+    this.discovery.configure(config.proxy);
     this.registry.begin();
-    this.snapshot = new Snapshot(config, this.registry);
+    this.snapshot = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
+    this.outliers = new OutlierDetector<Instance>({
+      onEject: (i, service, ms, n) => log.warn({ service, instance: i.id, ejectedForMs: ms, ejectionsInARow: n }, 'instance ejected'),
+      onReadmit: (i, service) => log.info({ service, instance: i.id }, 'instance readmitted'),
+    });
+    this.onAttemptEnd((instance, service, status, failure) => this.outliers.record(instance, service, status, failure));
+    this.health = new ActiveHealthChecker({
+      onChange: (i, service, healthy, r) =>
+        healthy ? log.info({ service, instance: i.id }, 'instance healthy') : log.warn({ service, instance: i.id, probe: r?.detail }, 'instance unhealthy'),
+    });
     this.pipeline = new Pipeline(this);
     this.upgrades = new UpgradeHandler(this);
     this.listener = new Listener(this.pipeline, this.upgrades, config.proxy.client);
@@ -51,6 +71,9 @@ export class Runtime implements PipelineHost {
   static async start(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
     const rt = new Runtime(config, options);
     const { listen, admin } = config.proxy;
+    // One resolution before listening, so discovered services have instances from the first request.
+    await rt.discovery.start();
+    rt.health.sync(rt.snapshot.services.values());
     await rt.listener.listen(listen.address, listen.port);
     if (rt.admin) await rt.admin.listen(admin.address, admin.port);
     log.info({ listen: rt.listener.address(), admin: rt.admin?.address(), services: config.proxy.services.length }, 'kubeproxy started');
@@ -88,13 +111,29 @@ export class Runtime implements PipelineHost {
     const listenChanged =
       config.proxy.listen.port !== this.snapshot.config.proxy.listen.port || config.proxy.listen.address !== this.snapshot.config.proxy.listen.address;
     if (listenChanged) log.warn('proxy.listen changed: a restart is needed to move the listener; the old address keeps serving');
+    this.discovery.configure(config.proxy);
     this.registry.begin();
-    const next = new Snapshot(config, this.registry);
+    const next = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
     this.snapshot = next;
     this.registry.sweep(config.proxy.shutdown.drainTimeout);
+    this.health.sync(next.services.values());
     this.listener.applyClientConfig(config.proxy.client);
     setLogLevel(config.proxy.log.level);
     log.info({ services: config.proxy.services.length }, 'config reloaded');
+  }
+
+  /**
+   * Service discovery found a new address set for `name`: the service's instances become its
+   * static hosts plus the discovered ones. Pods that stay keep their Instance (health, pool);
+   * pods that left take no new requests and close once their in-flight ones finish.
+   */
+  private applyDiscovered(name: string): void {
+    const service = this.snapshot.services.get(name);
+    if (service === undefined) return;
+    const hosts = serviceHosts(service.config.hosts, this.discovery.hosts(name));
+    const { instances } = this.registry.replace(service, hosts, this.snapshot.config.proxy.shutdown.drainTimeout);
+    service.instances = instances;
+    this.health.sync(this.snapshot.services.values());
   }
 
   /** Reloads from the config file; an invalid file is logged and the running config keeps serving. */
@@ -121,6 +160,9 @@ export class Runtime implements PipelineHost {
     log.info({ delay, drainTimeout }, 'shutting down');
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     await this.listener.drain(drainTimeout, () => this.inflight > 0 || this.upgrades.open.size > 0);
+    this.outliers.stop();
+    await this.health.stop();
+    this.discovery.close();
     await this.registry.closeAll(1000);
     await this.admin?.close();
     log.info('stopped');

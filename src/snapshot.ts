@@ -7,7 +7,7 @@ import { BlockList, isIPv6 } from 'node:net';
 import type { Config } from './config/schema.ts';
 import { Router } from './routing/router.ts';
 import { Service } from './upstream/service.ts';
-import type { InstanceRegistry } from './upstream/registry.ts';
+import type { HostSpec, InstanceRegistry } from './upstream/registry.ts';
 
 export class Snapshot {
   readonly router: Router<Service>;
@@ -19,12 +19,14 @@ export class Snapshot {
   constructor(
     readonly config: Config,
     registry: InstanceRegistry,
+    /** Instances found by service discovery, added to each service's static hosts. */
+    discovered: (service: string) => readonly HostSpec[] = () => [],
   ) {
     const proxy = config.proxy;
     const services = new Map<string, Service>();
     for (const sc of proxy.services) {
       const service = new Service(sc, proxy);
-      service.instances = registry.acquire(service, sc.hosts);
+      service.instances = registry.acquire(service, serviceHosts(sc.hosts, discovered(sc.name)));
       services.set(service.name, service);
     }
     this.services = services;
@@ -52,4 +54,11 @@ export class Snapshot {
     if (this.trusted === undefined) return false;
     return this.trusted.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
   }
+}
+
+/** Static hosts, then discovered ones; an address:port listed in both is one instance (the static entry's weight wins). */
+export function serviceHosts(statics: readonly HostSpec[], discovered: readonly HostSpec[]): HostSpec[] {
+  if (discovered.length === 0) return [...statics];
+  const seen = new Set(statics.map((h) => `${h.address}:${h.port}`));
+  return [...statics, ...discovered.filter((h) => !seen.has(`${h.address}:${h.port}`))];
 }

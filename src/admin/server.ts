@@ -58,6 +58,8 @@ export class AdminServer {
         domains: s.domains,
         loadBalancer: s.config.loadBalancer ?? snap.config.proxy.loadBalancer,
         active: s.active,
+        // Only for services with `discovery`: state, addresses in use, last error and last success.
+        ...(s.config.discovery ? { discovery: this.runtime.discovery.status(s.name) } : {}),
         instances: s.instances.map((i) => ({
           id: i.id,
           weight: i.weight,

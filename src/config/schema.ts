@@ -7,16 +7,13 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize, show } from './units.ts';
 
-const duration = (fallback: string) =>
-  z
-    .unknown()
-    .transform((v, ctx) => {
-      const r = parseDuration(v);
-      if (typeof r === 'number') return r;
-      ctx.addIssue({ code: 'custom', message: r.error, input: v });
-      return z.NEVER;
-    })
-    .prefault(fallback);
+const durationValue = z.unknown().transform((v, ctx) => {
+  const r = parseDuration(v);
+  if (typeof r === 'number') return r;
+  ctx.addIssue({ code: 'custom', message: r.error, input: v });
+  return z.NEVER;
+});
+const duration = (fallback: string) => durationValue.prefault(fallback);
 
 const size = (fallback: string) =>
   z
@@ -35,6 +32,8 @@ const intIn = (min: number, max: number) =>
   });
 
 const port = intIn(1, 65535);
+/** Listening ports also take 0: the OS picks a free one (tests, side-cars). */
+const listenPort = intIn(0, 65535);
 
 const address = z.string().min(1, { error: 'expected an address, got ""' });
 
@@ -123,12 +122,64 @@ const limits = z.strictObject({
   maxPending: intIn(0, 1_000_000).default(1024),
 });
 
+/*
+ * Per-service overrides of the proxy-level blocks: the same keys, none defaulted, so that what a
+ * service leaves out falls back to the proxy-level value and not to the built-in default.
+ */
+const serviceTimeouts = z.strictObject({
+  connect: durationValue.optional(),
+  response: durationValue.optional(),
+  idle: durationValue.optional(),
+  request: durationValue.optional(),
+  keepAlive: durationValue.optional(),
+});
+const serviceRetries = z.strictObject({
+  attempts: intIn(0, 10).optional(),
+  on: z.array(intIn(500, 599)).optional(),
+  budgetPercent: intIn(0, 100).optional(),
+  minRetriesPerSecond: intIn(0, 10000).optional(),
+});
+const serviceLimits = z.strictObject({
+  maxConnections: intIn(0, 1_000_000).optional(),
+  maxPending: intIn(0, 1_000_000).optional(),
+});
+const serviceOutlier = z.strictObject({
+  enabled: z.boolean().optional(),
+  consecutiveFailures: intIn(1, 1000).optional(),
+  baseEjectionTime: durationValue.optional(),
+  maxEjectionTime: durationValue.optional(),
+  maxEjectionPercent: intIn(0, 100).optional(),
+});
+
+/**
+ * DNS service discovery: every A and AAAA record of `dns` is an instance on `port`, re-resolved
+ * every `interval`. Kubernetes headless Services answer one record per ready pod. The name is
+ * queried as given (no search domains), so use the full name: `web.default.svc.cluster.local`.
+ */
 const discovery = z.strictObject({
-  dns: z.string().min(1),
+  dns: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/.test(v), {
+      error: (iss) => `expected a DNS name like "web.default.svc.cluster.local", got ${show(iss.input)}`,
+    }),
   port,
-  interval: duration('5s'),
+  // Below 100ms a resolution loop would only load the DNS server.
+  interval: duration('5s').refine((v) => v >= 100, { error: 'expected at least 100ms' }),
   weight: intIn(1, 1000).default(1),
 });
+
+/** `10.96.0.10`, `127.0.0.1:5353` or `[fd00::a]:53`. */
+const dnsServer = z.string().refine(
+  (v) => {
+    if (isIP(v) !== 0) return true;
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:]+):(\d+)$/.exec(v);
+    if (!m || isIP(m[1]!) === 0) return false;
+    const n = Number(m[2]);
+    return Number.isInteger(n) && n >= 1 && n <= 65535;
+  },
+  { error: (iss) => `expected an IP address with an optional port like "10.96.0.10" or "127.0.0.1:5353", got ${show(iss.input)}` },
+);
 
 const serviceSchema = z
   .strictObject({
@@ -141,11 +192,11 @@ const serviceSchema = z
     discovery: discovery.optional(),
     loadBalancer: balancerKind.optional(),
     hashKey: hashKey.optional(),
-    timeouts: timeouts.partial().optional(),
-    retries: retryPolicy.partial().optional(),
-    limits: limits.partial().optional(),
+    timeouts: serviceTimeouts.optional(),
+    retries: serviceRetries.optional(),
+    limits: serviceLimits.optional(),
     healthCheck: healthCheck.optional(),
-    outlierDetection: outlierDetection.partial().optional(),
+    outlierDetection: serviceOutlier.optional(),
     /** `false` opts this service out of the shared cache. */
     cache: z.boolean().default(true),
     /** Host header sent upstream: the client's (default) or a fixed one. */
@@ -168,9 +219,9 @@ const serviceSchema = z
 
 const proxySchema = z
   .strictObject({
-    listen: z.strictObject({ address: address.default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+    listen: z.strictObject({ address: address.default('0.0.0.0'), port: listenPort.default(8080) }).prefault({}),
     admin: z
-      .strictObject({ enabled: z.boolean().default(true), address: address.default('0.0.0.0'), port: port.default(9901) })
+      .strictObject({ enabled: z.boolean().default(true), address: address.default('0.0.0.0'), port: listenPort.default(9901) })
       .prefault({}),
     workers: z.union([z.literal('auto'), intIn(1, 256)]).default(1),
     loadBalancer: balancerKind.default('round-robin'),
@@ -179,6 +230,8 @@ const proxySchema = z
     defaultService: z.string().optional(),
     /** Peers whose X-Forwarded-* headers are trusted and appended to; others are replaced. */
     trustedProxies: z.array(cidr).default([]),
+    /** DNS servers for service discovery; default: the system's (resolv.conf). */
+    dnsServers: z.array(dnsServer).min(1).optional(),
     /** The pseudonym added to Via (RFC 9110 §7.6.3); `false` adds no Via. */
     via: z.union([z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/), z.literal(false)]).default('kubeproxy'),
     timeouts: timeouts.prefault({}),

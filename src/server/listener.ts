@@ -7,6 +7,8 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../config/schema.ts';
+import { randomUUID } from 'node:crypto';
+import { rawErrorResponse } from '../upstream/tunnel.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 
@@ -47,6 +49,11 @@ export class Listener {
     this.server.on('request', pipeline.onRequest);
     this.server.on('checkContinue', pipeline.onCheckContinue);
     this.server.on('upgrade', upgrade.onUpgrade);
+    // A reverse proxy is no forward proxy: CONNECT tunnels are refused (Node emits them apart from requests).
+    this.server.on('connect', (_req: unknown, socket: Duplex) => {
+      socket.on('error', () => socket.destroy());
+      rawErrorResponse(socket, 405, 'CONNECT is not supported by this gateway', randomUUID(), ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
+    });
     this.server.on('connection', (socket: Socket) => {
       this.connections++;
       this.sockets.add(socket);
@@ -101,12 +108,25 @@ export class Listener {
   }
 }
 
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (err.code === 'ECONNRESET')) {
+/**
+ * Requests Node's parser (llhttp, strict mode) refuses never reach the pipeline: conflicting
+ * Content-Length and Transfer-Encoding (RFC 9112 §6.3), duplicate or invalid Content-Length, a
+ * Transfer-Encoding whose last coding is not chunked (`chunked, identity`), obs-fold (§5.2), control
+ * characters in fields. They get a 400 naming the problem and the connection is closed (§9.6): what
+ * follows on it cannot be framed reliably, and nothing of it was sent to an instance.
+ */
+function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
+  // A response already under way on this socket (e.g. the request timeout fired while the body
+  // streamed): a second status line would corrupt it, so the connection is cut instead.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent === true) {
     socket.destroy();
     return;
   }
-  const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'malformed request'];
+  const known = CLIENT_ERRORS[err.code ?? ''];
+  // llhttp's reason is the precise one ("Transfer-Encoding can't be present with Content-Length").
+  const detail = err.code?.startsWith('HPE_') && typeof err.reason === 'string' && err.reason !== '' ? err.reason : undefined;
+  const [status, message] = known !== undefined && (known[0] !== 400 || detail === undefined) ? known : [400, detail ?? known?.[1] ?? 'malformed request'];
   const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
   const body = `${status} ${reason}: ${message}\n`;
   socket.end(

@@ -11,7 +11,9 @@ import type { Snapshot } from '../snapshot.ts';
 import { forward, type Attempt, type UpstreamHandler, type UpstreamRequest } from '../upstream/client.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.ts';
 import type { Instance } from '../upstream/instance.ts';
+import type { Waiter } from '../upstream/pending.ts';
 import type { Service } from '../upstream/service.ts';
+import { BodyLimit } from './body-limit.ts';
 import { sendError } from './respond.ts';
 
 /** What the pipeline needs from the running proxy; implemented by Runtime. */
@@ -28,6 +30,8 @@ export interface PipelineHost {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** A retried answer's body is drained up to this size to keep its connection; beyond it the connection is cut. */
+const MAX_DISCARD = 64 * 1024;
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 
 export class Pipeline {
@@ -50,6 +54,8 @@ export class Pipeline {
     const ctx = new RequestContext(req, res, id, clientIp(req));
     this.host.inflight++;
     res.once('close', () => this.ended(ctx));
+    // Shutting down: every response says `Connection: close`, so keep-alive clients reconnect elsewhere.
+    if (this.host.draining) res.shouldKeepAlive = false;
 
     const target = parseTarget(req);
     if (typeof target === 'string') return sendError(ctx, new ProxyError('bad_request', target));
@@ -68,8 +74,11 @@ export class Pipeline {
     if (maxBody > 0 && contentLength !== undefined && Number(contentLength) > maxBody) {
       return sendError(ctx, new ProxyError('body_too_large', `request body of ${contentLength} bytes is over the limit of ${maxBody}`));
     }
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength !== '0');
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
     if (expectContinue) res.writeContinue();
+    // A chunked body announces no length: it is counted as it streams (413 once over the limit).
+    const limited = chunked && maxBody > 0 ? new BodyLimit(req, maxBody) : undefined;
 
     const traceparent = req.headers.traceparent;
     if (typeof traceparent === 'string') ctx.traceparent = traceparent;
@@ -85,9 +94,11 @@ export class Pipeline {
         upstreamHost: service.upstreamHost ?? target.hostHeader,
         upgrade: false,
       }),
-      body: hasBody ? req : null,
+      body: limited ?? (hasBody ? req : null),
     };
-    new Exchange(this.host, snapshot, ctx, service, upstreamReq).start();
+    const exchange = new Exchange(this.host, snapshot, ctx, service, upstreamReq);
+    if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
+    exchange.start();
   }
 
   private ended(ctx: RequestContext): void {
@@ -105,11 +116,34 @@ export class Pipeline {
 /**
  * One request's journey to the instances: picks, forwards, retries on another instance when that
  * is safe, and streams the answer to the client with back-pressure.
+ *
+ * Retries (`retries`): a connect failure (nothing was sent) may go to another instance for any
+ * request whose body was not read yet; a reset before the response, or a status listed in
+ * `retries.on`, only for a bodiless idempotent request. A retry always goes to an instance not
+ * tried yet, at most `retries.attempts` times, and only within the service's retry budget. Nothing
+ * is retried once response bytes reached the client: a retried status is never forwarded (its
+ * body is drained and dropped), and the last attempt's answer is forwarded as it is.
  */
 export class Exchange implements UpstreamHandler {
   private attempt: Attempt | undefined;
   private tried: Set<Instance> | undefined;
   private readonly retryable: boolean;
+  /** Bodiless and idempotent (RFC 9110 §9.2.2): safe to replay after a reset or a retriable status. */
+  private readonly replayable: boolean;
+  /** The instance a planned retry goes to (chosen before the failed answer is dropped). */
+  private next: Instance | undefined;
+  /** Retry-budget slots held by the planned retry and by the attempt in flight. */
+  private budgetNext = false;
+  private budgetCurrent = false;
+  /** The attempt in flight answered a retriable status: its body is read and dropped. */
+  private discarding = false;
+  private discarded = 0;
+  /** Waiting in the service's pending queue for a connection slot. */
+  private waiter: Waiter | undefined;
+  /** Set by fail(): the request ends with this error, no retry. */
+  private failure: ProxyError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly onDrain = (): void => this.attempt?.resume();
 
   constructor(
@@ -121,19 +155,29 @@ export class Exchange implements UpstreamHandler {
   ) {
     // Retries are off for requests whose body may already be on the wire: it cannot be replayed.
     this.retryable = request.body === null;
+    this.replayable = this.retryable && IDEMPOTENT.has(request.method);
     ctx.res.once('close', () => {
+      this.closed = true;
+      clearTimeout(this.timer);
+      if (this.waiter !== undefined) this.service.state.pending.cancel(this.waiter);
+      this.releaseNext();
       if (!ctx.res.writableFinished) this.attempt?.abort(new ProxyError('client_abort', 'client closed the connection'));
     });
+    const limit = service.timeouts.request;
+    if (limit > 0) {
+      this.timer = setTimeout(() => this.fail(new ProxyError('timeout', `request to service "${service.name}" took longer than ${limit} ms`)), limit);
+    }
   }
 
   start(): void {
+    if (this.closed || this.failure !== undefined) return this.releaseNext();
     const service = this.service;
-    const instance = service.pick({ hashKey: this.hashKey(), exclude: this.tried });
+    const instance = this.next ?? service.pick({ hashKey: this.hashKey(), exclude: this.tried });
+    this.next = undefined;
     if (instance === undefined) {
-      const err =
-        this.tried === undefined
-          ? new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available`)
-          : new ProxyError('no_healthy_instance', `every instance of service "${service.name}" failed`);
+      // Instances exist but every one is at maxConnections: wait for a slot (bounded), or 503.
+      if (service.instances.some((i) => !i.draining)) return this.wait();
+      const err = new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available`);
       return sendError(this.ctx, err, ['retry-after', '1']);
     }
     const ctx = this.ctx;
@@ -142,7 +186,51 @@ export class Exchange implements UpstreamHandler {
     ctx.upstreamStart = performance.now();
     instance.inflight++;
     service.active++;
+    this.budgetCurrent = this.budgetNext;
+    this.budgetNext = false;
     this.attempt = forward(instance, this.request, this);
+  }
+
+  /**
+   * Ends the request with `err` (body over the limit, request timeout): the attempt in flight is
+   * aborted, and the client gets the error status unless the response has already started.
+   */
+  fail(err: ProxyError): void {
+    if (this.closed || this.failure !== undefined) return;
+    this.failure = err;
+    if (this.waiter !== undefined) {
+      this.service.state.pending.cancel(this.waiter);
+      this.waiter = undefined;
+      return sendError(this.ctx, err);
+    }
+    if (this.attempt !== undefined && !this.attempt.finished) this.attempt.abort(err);
+  }
+
+  private wait(): void {
+    const service = this.service;
+    const { pending } = service.state;
+    const { maxPending, maxConnections } = service.limits;
+    // HAProxy's `timeout queue` defaults to `timeout connect`: waiting for a connection is part of connecting.
+    const timeout = service.timeouts.connect;
+    this.waiter = pending.add(
+      () => {
+        this.waiter = undefined;
+        this.start();
+      },
+      () => {
+        this.waiter = undefined;
+        this.overload(`no connection to service "${service.name}" became free within ${timeout} ms`);
+      },
+      timeout,
+      maxPending,
+    );
+    if (this.waiter === undefined) {
+      this.overload(`every instance of service "${service.name}" is at its limit of ${maxConnections} connections and ${pending.size} requests are already waiting`);
+    }
+  }
+
+  private overload(message: string): void {
+    sendError(this.ctx, new ProxyError('overload', message), ['retry-after', '1']);
   }
 
   private hashKey(): string | undefined {
@@ -158,6 +246,12 @@ export class Exchange implements UpstreamHandler {
     const ctx = this.ctx;
     ctx.upstreamHeaders = performance.now();
     ctx.status = status;
+    if (status >= 500 && this.replayable && this.failure === undefined && this.service.retries.on.includes(status) && this.planRetry(0)) {
+      // Dropped, never forwarded: the body is drained (keeping the connection) and the next attempt starts.
+      this.discarding = true;
+      this.discarded = 0;
+      return;
+    }
     const headers = clientResponseHeaders(raw, this.snapshot.via, ctx.id);
     if (this.host.draining) headers.push('connection', 'close');
     try {
@@ -170,6 +264,12 @@ export class Exchange implements UpstreamHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.discarding) {
+      this.discarded += chunk.length;
+      // A long error body is not worth reading: cutting that connection is cheaper.
+      if (this.discarded > MAX_DISCARD) this.attempt?.abort(new ProxyError('upstream_protocol', 'retried response body too long to drain'));
+      return true;
+    }
     this.ctx.bytesOut += chunk.length;
     return this.ctx.res.write(chunk);
   }
@@ -179,6 +279,11 @@ export class Exchange implements UpstreamHandler {
   }
 
   onEnd(trailers: Buffer[] | string[] | null): void {
+    if (this.discarding) {
+      this.discarding = false;
+      this.release(undefined);
+      return this.start();
+    }
     this.release(undefined);
     const res = this.ctx.res;
     if (trailers !== null && trailers.length > 0) {
@@ -194,32 +299,83 @@ export class Exchange implements UpstreamHandler {
   }
 
   onError(err: ProxyError, responseStarted: boolean): void {
-    this.release(err);
+    const discarded = this.discarding;
+    this.discarding = false;
+    // A dropped answer counts by its status; how its draining ended does not matter.
+    this.release(discarded ? undefined : err);
     const ctx = this.ctx;
     if (err.kind === 'client_abort' || ctx.res.destroyed) {
+      this.releaseNext();
       ctx.errorCause ??= 'client_abort';
       return;
     }
-    if (!responseStarted && this.mayRetry(err)) {
-      (this.tried ??= new Set()).add(ctx.instance!);
-      return this.start();
+    if (err !== this.failure) {
+      if (discarded) return this.start();
+      if (!responseStarted && this.mayRetry(err)) return this.start();
+    }
+    this.releaseNext();
+    if (err.kind === 'connect') {
+      // Nothing could reach an instance: the service is unavailable (503, as Envoy and HAProxy answer), not a bad gateway.
+      const unavailable = new ProxyError('no_healthy_instance', `no instance of service "${this.service.name}" could be reached (${err.message})`, false, { cause: err });
+      return sendError(ctx, unavailable, ['retry-after', '1']);
     }
     sendError(ctx, err);
   }
 
   private mayRetry(err: ProxyError): boolean {
-    if (this.ctx.attempts > this.service.retries.attempts) return false;
     // Connect failures sent nothing; resets of a bodiless idempotent request are safe to replay.
-    if (err.retryable) return this.retryable || !this.ctx.req.readableDidRead;
-    return err.kind === 'reset' && this.retryable && IDEMPOTENT.has(this.request.method);
+    const safe = err.retryable ? this.retryable || !this.request.body!.readableDidRead : err.kind === 'reset' && this.replayable;
+    // The failed attempt was already released: the request itself still counts as active.
+    return safe && this.planRetry(1);
+  }
+
+  /**
+   * Chooses an instance not tried yet and takes a retry-budget slot for it; false when no retry
+   * may happen. `uncounted` is 1 when this request's attempt was already released from `active`.
+   */
+  private planRetry(uncounted: number): boolean {
+    const { ctx, service } = this;
+    if (ctx.attempts > service.retries.attempts) return false;
+    const tried = (this.tried ??= new Set());
+    tried.add(ctx.instance!);
+    const next = service.pick({ hashKey: this.hashKey(), exclude: tried });
+    // Balancers fall back to an excluded instance when nothing else is available; a retry must go elsewhere.
+    if (next === undefined || tried.has(next)) return false;
+    const { state, retries } = service;
+    // The attempt that failed is over: a chain of retries holds one slot, not one per retry.
+    if (this.budgetCurrent) {
+      this.budgetCurrent = false;
+      state.budget.release();
+    }
+    if (!state.budget.tryAcquire(state.active + state.pending.size + uncounted, retries.budgetPercent, retries.minRetriesPerSecond)) return false;
+    this.next = next;
+    this.budgetNext = true;
+    return true;
+  }
+
+  /** Gives back the budget slot of a retry that was planned but will not happen. */
+  private releaseNext(): void {
+    this.next = undefined;
+    if (this.budgetNext) {
+      this.budgetNext = false;
+      this.service.state.budget.release();
+    }
   }
 
   private release(err: ProxyError | undefined): void {
     const instance = this.ctx.instance!;
     instance.inflight--;
-    this.service.active--;
+    const service = this.service;
+    service.active--;
+    if (this.budgetCurrent) {
+      this.budgetCurrent = false;
+      service.state.budget.release();
+    }
     this.ctx.res.off('drain', this.onDrain);
-    this.host.attemptEnded(instance, this.service, err === undefined ? this.ctx.status : 0, err);
+    this.host.attemptEnded(instance, service, err === undefined ? this.ctx.status : 0, err);
+    // A connection slot came free: the oldest request waiting for one takes it.
+    const { pending } = service.state;
+    if (pending.size > 0) pending.wakeOne();
   }
 }
 
@@ -243,9 +399,20 @@ export function parseTarget(req: IncomingMessage): Target | string {
     path = m[2] === '' ? '/' : m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
   }
   if (hostHeader === undefined || hostHeader === '') return 'missing Host header';
+  // RFC 9112 §3.2: more than one Host field line is a 400; Node would silently keep the first.
+  if (hostCount(req.rawHeaders) > 1) return 'more than one Host header';
   const host = normaliseHost(hostHeader);
   if (host === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
   return { host, hostHeader, path };
+}
+
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 export function clientIp(req: IncomingMessage): string {

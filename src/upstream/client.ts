@@ -32,6 +32,8 @@ export class Attempt {
   private abortFn: ((err?: Error) => void) | undefined;
   private resumeFn: (() => void) | undefined;
   private aborted = false;
+  /** Why the attempt was aborted: reported instead of whatever error undici surfaces afterwards. */
+  private abortReason: ProxyError | undefined;
   responseStarted = false;
   finished = false;
   /** performance.now() when the response headers arrived. */
@@ -49,13 +51,14 @@ export class Attempt {
   abort(reason: Error): void {
     if (this.finished || this.aborted) return;
     this.aborted = true;
+    if (reason instanceof ProxyError) this.abortReason = reason;
     if (this.abortFn) this.abortFn(reason);
   }
 
   // undici's legacy handler protocol (the one its core still speaks, so no wrapper per request).
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
-    if (this.aborted) abort(new ProxyError('client_abort', 'client closed the connection'));
+    if (this.aborted) abort(this.abortReason ?? new ProxyError('client_abort', 'client closed the connection'));
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
@@ -80,7 +83,11 @@ export class Attempt {
   onError(err: Error): void {
     if (this.finished) return;
     this.finished = true;
-    const mapped = this.aborted && !(err instanceof ProxyError) ? new ProxyError('client_abort', 'client closed the connection') : upstreamError(err, this.instance.id);
+    // Aborted by the proxy (client gone, body over the limit, request timeout): that reason is the
+    // cause, even when undici reports something else first (a connect error of a queued request).
+    const mapped = this.aborted
+      ? (this.abortReason ?? (err instanceof ProxyError ? err : new ProxyError('client_abort', 'client closed the connection')))
+      : upstreamError(err, this.instance.id);
     // A request whose body stream was already read from cannot be replayed on another instance.
     this.handler.onError(mapped, this.responseStarted);
   }

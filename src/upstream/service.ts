@@ -8,6 +8,7 @@ import { createBalancer } from '../balancer/index.ts';
 import type { ProxyConfig, ServiceConfig } from '../config/schema.ts';
 import { serviceDomains } from '../config/schema.ts';
 import type { Instance, PoolSettings } from './instance.ts';
+import { ServiceState } from './service-state.ts';
 
 export type HashKeySource = { kind: 'client-ip' } | { kind: 'path' } | { kind: 'header'; name: string };
 
@@ -24,8 +25,20 @@ export class Service {
   readonly upstreamHost: string | undefined;
   /** Replaced (never mutated) when membership changes, so balancers may cache by identity. */
   instances: readonly Instance[] = [];
+  /**
+   * State shared by every snapshot's Service of this name (attempts in flight, retry budget,
+   * pending queue); the InstanceRegistry hands it over in `acquire`.
+   */
+  state = new ServiceState();
+
   /** Requests in flight to this service, for the retry budget and saturation metrics. */
-  active = 0;
+  get active(): number {
+    return this.state.active;
+  }
+
+  set active(n: number) {
+    this.state.active = n;
+  }
 
   constructor(
     readonly config: ServiceConfig,

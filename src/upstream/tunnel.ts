@@ -9,6 +9,9 @@ import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { Instance } from './instance.ts';
 
+/** How long a tunnel stays half-closed (one side sent FIN) before both sides are closed. */
+const HALF_CLOSE_GRACE_MS = 5000;
+
 export interface TunnelRequest {
   method: string;
   path: string;
@@ -53,12 +56,32 @@ export function openTunnel(
     else client.destroy();
   });
   client.on('error', () => upstream.destroy());
+  // Both sockets allow half-open connections (Node's http.Server does), so a FIN from one side is
+  // passed on by pipe() but would leave the tunnel open for ever: once one side has ended, the
+  // other gets HALF_CLOSE_GRACE_MS to finish, then both are destroyed.
+  let ended = 0;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onEnd = () => {
+    if (++ended === 2) {
+      upstream.destroy();
+      client.destroy();
+      return;
+    }
+    graceTimer = setTimeout(() => {
+      upstream.destroy();
+      client.destroy();
+    }, HALF_CLOSE_GRACE_MS);
+  };
+  upstream.once('end', onEnd);
+  client.once('end', onEnd);
   upstream.once('close', () => {
     clearTimeout(timer);
+    clearTimeout(graceTimer);
     if (answered) client.destroy();
     closeOne();
   });
   client.once('close', () => {
+    clearTimeout(graceTimer);
     upstream.destroy();
     closeOne();
   });
@@ -66,11 +89,11 @@ export function openTunnel(
 }
 
 /** Writes a complete error response on a raw socket and closes it (no http.ServerResponse exists for upgrades). */
-export function rawErrorResponse(socket: Duplex, status: number, message: string, requestId: string): void {
+export function rawErrorResponse(socket: Duplex, status: number, message: string, requestId: string, extra: string[] = []): void {
   if (socket.destroyed) return;
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `cache-control: no-store\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+      `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${extra.map((v, i) => (i % 2 === 0 ? `${v}: ` : `${v}\r\n`)).join('')}connection: close\r\n\r\n${body}`,
   );
 }

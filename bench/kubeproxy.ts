@@ -1,0 +1,85 @@
+// Starts KubeProxy as `node bin/kubeproxy --config <generated yaml>`, in three variants.
+// The config spelling lives only in kubeproxyConfig() below: adjust it there if the CLI's
+// format changes.
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { stringify } from 'yaml';
+import { PROJECT_DIR } from './build.ts';
+import { childEnv, HOST, NotAvailable, type Contender, type Ctx } from './contenders.ts';
+import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+
+export const KUBEPROXY_BIN = join(PROJECT_DIR, 'bin', 'kubeproxy');
+
+export interface KubeProxyVariant {
+  workers: 1 | 'auto';
+  /** Metrics and access log (both on in the default config). */
+  observability: boolean;
+}
+
+export function kubeproxyConfig(v: KubeProxyVariant, port: number, adminPort: number, originPorts: readonly number[]): string {
+  return stringify({
+    proxy: {
+      listen: { address: '127.0.0.1', port },
+      admin: { address: '127.0.0.1', port: adminPort },
+      workers: v.workers,
+      accessLog: { enabled: v.observability },
+      metrics: { enabled: v.observability },
+      cache: { enabled: true, maxSize: '256MiB' },
+      services: [{
+        name: 'bench',
+        domain: HOST,
+        hosts: originPorts.map((p) => ({ address: '127.0.0.1', port: p })),
+      }],
+    },
+  });
+}
+
+function newestMtime(dir: string, depth = 6): number {
+  if (!existsSync(dir) || depth < 0) return 0;
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p, depth - 1) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** A warning when src/ changed after the last build (bin/kubeproxy may run dist/). */
+export function staleBuildNote(): string | undefined {
+  const src = newestMtime(join(PROJECT_DIR, 'src'));
+  const dist = newestMtime(join(PROJECT_DIR, 'dist'));
+  return dist > 0 && src > dist ? 'note: src/ is newer than dist/: run `npm run build` first if bin/kubeproxy runs dist/' : undefined;
+}
+
+export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
+  const pinned = v.workers === 1;
+  return {
+    id, kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned,
+    ...(pinned ? {} : { note: 'workers: auto, not pinned (shares both CPUs with wrk and the origin)' }),
+    async start(ctx: Ctx) {
+      if (!existsSync(KUBEPROXY_BIN)) throw new NotAvailable(`${relative(PROJECT_DIR, KUBEPROXY_BIN)} not found`);
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const config = join(ctx.tmpDir, `kubeproxy-${id.replace(/\W+/g, '-')}.yaml`);
+      writeFileSync(config, kubeproxyConfig(v, port, adminPort, ctx.originPorts));
+      const proc = startProcess(process.execPath, [KUBEPROXY_BIN, '--config', config], {
+        cpu: pinned ? ctx.proxyCpu : null,
+        cwd: PROJECT_DIR,
+        env: childEnv({}),
+        logFile: join(ctx.tmpDir, `kubeproxy-${Date.now()}.log`),
+      });
+      try {
+        await waitForPort(proc, port, 20_000);
+      } catch (e) {
+        await stopProcess(proc);
+        throw new NotAvailable((e as Error).message);
+      }
+      return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc) };
+    },
+  };
+}
+
+export const kubeproxies: Contender[] = [
+  kubeproxy('kubeproxy', { workers: 1, observability: true }),
+  kubeproxy('kubeproxy (metrics+log off)', { workers: 1, observability: false }),
+  kubeproxy('kubeproxy (workers: auto)', { workers: 'auto', observability: true }),
+];

@@ -1,0 +1,116 @@
+// Turns rows into markdown: the results table, ratios, targets and the origin check.
+import { WORKLOADS, type WorkloadId } from './contenders.ts';
+import type { Row } from './measure.ts';
+
+const UNCACHED: WorkloadId[] = ['small', '64k'];
+const DEFAULT_KP = 'kubeproxy';
+
+export function table(head: string[], body: string[][]): string {
+  const width = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;
+  return [line(head), line(width.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
+const x = (n: number) => `${n.toFixed(2)}×`;
+
+function find(rows: Row[], contender: string, w: WorkloadId): Row | undefined {
+  return rows.find((r) => r.contender === contender && r.workload === w);
+}
+const usable = (r: Row | undefined): r is Row & { rps: number; p99Ms: number } => !!r && r.rps !== undefined && !r.invalid;
+
+export function resultsTable(rows: Row[]): string {
+  const body = rows.map((r) => [
+    WORKLOADS[r.workload].title,
+    r.contender,
+    ...(r.rps === undefined
+      ? ['—', '—', '—', '—', '—', '—']
+      : [int(r.rps), ms(r.p50Ms!), ms(r.p99Ms!), `${r.cpuUsPerReq!.toFixed(1)} µs`, `${Math.round(r.proxyCpu! * 100)} %`, `${r.peakRssMiB!.toFixed(1)} MiB`]),
+    [r.missing, ...r.notes].filter(Boolean).join('; '),
+  ]);
+  return table(['Workload', 'Contender', 'req/s', 'p50', 'p99', 'CPU/req', 'CPU use', 'Peak RSS', 'Notes'], body);
+}
+
+export function ratioTable(rows: Row[]): string {
+  const kps = [...new Set(rows.filter((r) => r.kind === 'kubeproxy').map((r) => r.contender))];
+  const peers = ['bare-undici', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'memory-server'];
+  const body: string[][] = [];
+  for (const kp of kps) {
+    for (const w of Object.keys(WORKLOADS) as WorkloadId[]) {
+      const k = find(rows, kp, w);
+      if (!k) continue;
+      body.push([kp, WORKLOADS[w].title, ...peers.map((p) => {
+        const peer = find(rows, p, w);
+        if (!peer) return '';
+        if (!usable(k)) return 'n/a';
+        return usable(peer) ? x(k.rps / peer.rps) : 'n/a';
+      })]);
+    }
+  }
+  if (body.length === 0) return '_no KubeProxy rows_';
+  return table(['KubeProxy req/s ÷', 'Workload', ...peers], body);
+}
+
+interface Target { name: string; workload: WorkloadId; peer: string; min?: number; maxP99?: number }
+
+const TARGETS: Target[] = [
+  ...UNCACHED.flatMap((w): Target[] => [
+    { name: 'req/s ≥ 0.9× bare-undici', workload: w, peer: 'bare-undici', min: 0.9 },
+    { name: 'req/s ≥ 1.5× node-http-proxy', workload: w, peer: 'node-http-proxy', min: 1.5 },
+    { name: 'req/s ≥ 1.5× fastify-http-proxy', workload: w, peer: 'fastify-http-proxy', min: 1.5 },
+    { name: 'p99 ≤ 1.2× bare-undici p99 (64 conns)', workload: w, peer: 'bare-undici', maxP99: 1.2 },
+  ]),
+  { name: 'req/s ≥ 0.9× memory-server', workload: 'cache-hit', peer: 'memory-server', min: 0.9 },
+];
+
+export interface TargetResult { target: string; workload: WorkloadId; measured: string; result: 'PASS' | 'FAIL' | 'n/a' }
+
+export function evaluateTargets(rows: Row[]): TargetResult[] {
+  return TARGETS.map((t) => {
+    const k = find(rows, DEFAULT_KP, t.workload);
+    const p = find(rows, t.peer, t.workload);
+    const base = { target: t.name, workload: t.workload };
+    if (!usable(k)) return { ...base, measured: k?.missing ?? 'kubeproxy: no valid figures', result: 'n/a' };
+    if (!usable(p)) return { ...base, measured: `${t.peer}: ${p?.missing ?? 'no valid figures'}`, result: 'n/a' };
+    if (t.maxP99 !== undefined) {
+      const r = k.p99Ms / p.p99Ms;
+      return { ...base, measured: `${x(r)} (${ms(k.p99Ms)} vs ${ms(p.p99Ms)})`, result: r <= t.maxP99 ? 'PASS' : 'FAIL' };
+    }
+    const r = k.rps / p.rps;
+    return { ...base, measured: `${x(r)} (${int(k.rps)} vs ${int(p.rps)})`, result: r >= t.min! ? 'PASS' : 'FAIL' };
+  });
+}
+
+export function targetsTable(results: TargetResult[]): string {
+  return table(['Target (KubeProxy default config, workers: 1)', 'Workload', 'Measured', 'Result'],
+    results.map((t) => [t.target, WORKLOADS[t.workload].title, t.measured, t.result]));
+}
+
+/**
+ * The origin must not be the bottleneck: origin-direct req/s well above every pinned proxy's.
+ * A proxy that did not saturate its CPU was held back by the load side (wrk + origin).
+ */
+export function originCheck(rows: Row[]): string[] {
+  return UNCACHED.map((w) => {
+    const o = find(rows, 'origin (direct)', w);
+    const proxies = rows.filter((r) => r.workload === w && r.kind !== 'origin' && r.pinned && usable(r));
+    if (!usable(o) || proxies.length === 0) return `${WORKLOADS[w].title}: origin check n/a`;
+    const best = proxies.reduce((a, b) => (b.rps! > a.rps! ? b : a));
+    const ratio = o.rps / best.rps!;
+    const capped = proxies.filter((r) => r.proxyCpu! < 0.85).map((r) => `${r.contender} (CPU ${Math.round(r.proxyCpu! * 100)} %)`);
+    const verdict = ratio >= 1.5 ? 'OK, the origin is not the bottleneck'
+      : ratio >= 1.2 ? 'CAUTION, the origin may limit the fastest proxies'
+      : 'WARNING, the origin is likely the bottleneck: proxy figures are capped';
+    return `${WORKLOADS[w].title}: origin direct ${int(o.rps)} req/s = ${x(ratio)} the fastest proxy (${best.contender}, ${int(best.rps!)}): ${verdict}.`
+      + (capped.length ? ` Not CPU-bound, so capped by the load side: ${capped.join(', ')}.` : ' Every proxy saturated its CPU.');
+  });
+}
+
+/** A warning when other processes used CPU during some measurements (shared machine). */
+export function busyWarning(rows: Row[]): string[] {
+  const busy = rows.filter((r) => (r.foreignCpu ?? 0) >= 0.05);
+  if (busy.length === 0) return ['- Machine quiet: other processes used < 0.05 CPU during every measurement.'];
+  const worst = Math.max(...busy.map((r) => r.foreignCpu!));
+  return [`- WARNING: other processes used CPU during ${busy.length} of ${rows.length} measurements (up to ${worst.toFixed(2)} CPU; see Notes): those figures are not reliable, rerun on an idle machine.`];
+}

@@ -1,0 +1,147 @@
+// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --only a,b]`
+// Orchestrates the loopback benchmark: starts the origin, measures each contender on each
+// workload (fresh process each time), prints markdown tables, writes bench/results/*.json.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildScripts, RESULTS_DIR } from './build.ts';
+import { childEnv, originDirect, peers, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
+import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
+import { measure, type Row } from './measure.ts';
+import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
+import { nginx } from './nginx.ts';
+import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { busyWarning, evaluateTargets, originCheck, ratioTable, resultsTable, targetsTable } from './report.ts';
+import { ensureBinary, versionOf } from './tools.ts';
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10s' },
+    runs: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2s' },
+    connections: { type: 'string', default: '64' },
+    quick: { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+    soak: { type: 'string', default: '60s' },
+    'quiet-wait': { type: 'string', default: '30s' },
+    only: { type: 'string' },
+  },
+  strict: true,
+});
+
+function seconds(s: string, name: string): number {
+  const m = /^(\d+)(s|m)?$/.exec(s);
+  if (!m) throw new Error(`--${name}: expected e.g. 10s or 1m, got ${s}`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
+
+const durationS = opt.quick ? 3 : seconds(opt.duration, 'duration');
+const runs = opt.quick ? 1 : Math.max(1, Number(opt.runs));
+const warmupS = opt.quick ? 1 : seconds(opt.warmup, 'warmup');
+const soakS = opt.quick ? 10 : seconds(opt.soak, 'soak');
+const quietWaitS = opt.quick ? 5 : seconds(opt['quiet-wait'], 'quiet-wait');
+const connections = Number(opt.connections);
+const only = opt.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+installCleanup();
+const cpuCount = os.availableParallelism(); // before pinning ourselves, which narrows it to 1
+const pinned = cpuCount >= 2;
+if (pinned) {
+  // The harness itself stays off the proxy's CPU.
+  execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+} else {
+  console.log('note: fewer than 2 CPUs: nothing is pinned, figures are not comparable with pinned runs');
+}
+
+ensureBinary('wrk', 'wrk');
+let nginxBin: string | undefined;
+let nginxMissing: string | undefined;
+try {
+  nginxBin = ensureBinary('nginx', 'nginx');
+} catch (e) {
+  nginxMissing = (e as Error).message;
+  console.log(`nginx: skipped (${nginxMissing})`);
+}
+const stale = staleBuildNote();
+if (stale) console.log(stale);
+
+const scripts = buildScripts();
+const tmpDir = mkdtempSync(join(os.tmpdir(), 'kubeproxy-bench-'));
+process.on('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
+
+const loadCpu = pinned ? '1' : null;
+const originPorts: [number, number] = [await freePort(), await freePort()];
+const origin = startProcess(process.execPath, [scripts['origin.ts']], {
+  cpu: loadCpu, env: childEnv({ PORTS: originPorts.join(',') }), logFile: join(tmpDir, 'origin.log'),
+});
+await waitForPort(origin, originPorts[0], 10_000);
+await waitForPort(origin, originPorts[1], 10_000);
+
+const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
+const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
+const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies];
+const selected = (c: Contender) => c === originDirect || !only || only.some((o) => c.id.includes(o));
+
+const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+const machine = `${cpuModel}, ${cpuCount} CPUs; Node ${process.version}; ${versionOf('wrk', ['-v']).split(' Copyright')[0]}; ${nginxBin ? versionOf(nginxBin, ['-v']) : 'nginx: not installed'}`;
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+mkdirSync(RESULTS_DIR, { recursive: true });
+
+function save(name: string, data: unknown): string {
+  const file = join(RESULTS_DIR, `${name}-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2));
+  writeFileSync(join(RESULTS_DIR, `${name}-latest.json`), JSON.stringify(data, null, 2));
+  return file;
+}
+
+if (opt.memory) {
+  const streamBytes = 1024 * 1024 * 1024;
+  const memOpts = { soakS, streamBytes, connections, quietWaitS };
+  const targets = all.filter((c) => (c.kind === 'proxy' || c.kind === 'kubeproxy') && (only ? selected(c) : ['bare-undici', 'kubeproxy'].includes(c.id)));
+  const results: MemoryResult[] = [];
+  for (const c of targets) {
+    console.log(`memory: ${c.id} (1 GiB up + down, then ${soakS} s soak) ...`);
+    results.push(await memoryCheck(c, ctx, memOpts));
+  }
+  const out = [
+    `## KubeProxy memory check (${new Date().toISOString().slice(0, 10)})`, '',
+    `Command: \`${command}\``, `Machine: ${machine}`,
+    `Setup: proxy pinned to CPU 0; wrk -t1 -c${connections} (soak on /small), origin and the 1 GiB client on CPU 1; RSS of the proxy process tree.`, '',
+    memoryTable(results, memOpts),
+  ].join('\n');
+  console.log(`\n${out}\n`);
+  console.log(`results: ${save('memory', { command, machine, options: memOpts, results })}`);
+} else {
+  const plan = (Object.keys(WORKLOADS) as WorkloadId[]).flatMap((w) => all.filter((c) => selected(c) && c.workloads.includes(w)).map((c) => [c, w] as const));
+  console.log(`${plan.length} measurements: ${runs} × ${durationS} s each after a ${warmupS} s warm-up, wrk -t1 -c${connections}`);
+  const rows: Row[] = [];
+  for (const [i, [c, w]] of plan.entries()) {
+    const row = await measure(c, w, ctx, { durationS, runs, warmupS, connections, quietWaitS });
+    rows.push(row);
+    const fig = row.rps === undefined ? row.missing : `${Math.round(row.rps)} req/s, p99 ${row.p99Ms!.toFixed(2)} ms${row.invalid ? ' (check failed)' : ''}`;
+    console.log(`[${i + 1}/${plan.length}] ${w.padEnd(9)} ${c.id.padEnd(28)} ${fig}`);
+  }
+  const targets = evaluateTargets(rows);
+  const out = [
+    `## KubeProxy benchmark (${new Date().toISOString().slice(0, 10)})`, '',
+    `Command: \`${command}\``, '',
+    `Machine: ${machine}.`,
+    `Setup: loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; median of ${runs} run(s) of ${durationS} s after a ${warmupS} s warm-up; a fresh proxy process per workload; KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`, '',
+    resultsTable(rows), '',
+    '### KubeProxy ÷ peers (req/s, same run)', '',
+    ratioTable(rows), '',
+    '### Performance targets', '',
+    targetsTable(targets), '',
+    '### Checks', '',
+    ...originCheck(rows).map((l) => `- ${l}`),
+    ...busyWarning(rows),
+  ].join('\n');
+  console.log(`\n${out}\n`);
+  console.log(`results: ${save('bench', { command, machine, options: { durationS, runs, warmupS, connections }, rows, targets })}`);
+}
+
+await stopProcess(origin);
+process.exit(0);

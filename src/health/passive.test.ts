@@ -1,0 +1,205 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProxyError } from '../errors.ts';
+import type { OutlierConfig } from '../config/schema.ts';
+import { OutlierDetector, type OutlierClock, type OutlierInstance } from './passive.ts';
+
+/** A clock whose time only moves when the test says so. */
+class FakeClock implements OutlierClock {
+  t = 0;
+  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
+  private seq = 0;
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((x) => x.id !== handle);
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at);
+      const next = this.timers[0];
+      if (next === undefined || next.at > end) break;
+      this.timers.shift();
+      this.t = next.at;
+      next.fn();
+    }
+    this.t = end;
+  }
+  get pending(): number {
+    return this.timers.length;
+  }
+}
+
+const cfg = (over: Partial<OutlierConfig> = {}): OutlierConfig => ({
+  enabled: true,
+  consecutiveFailures: 3,
+  baseEjectionTime: 1000,
+  maxEjectionTime: 5000,
+  maxEjectionPercent: 50,
+  ...over,
+});
+
+function setup(n: number, over: Partial<OutlierConfig> = {}) {
+  const clock = new FakeClock();
+  const events: string[] = [];
+  const durations: number[] = [];
+  const detector = new OutlierDetector<OutlierInstance>(
+    {
+      onEject: (i, s, ms) => {
+        events.push(`eject ${s}/${i.id}`);
+        durations.push(ms);
+      },
+      onReadmit: (i, s) => events.push(`readmit ${s}/${i.id}`),
+    },
+    clock,
+  );
+  const instances: OutlierInstance[] = Array.from({ length: n }, (_, k) => ({ id: `10.0.0.${k + 1}:80`, ejected: false }));
+  const service = { name: 'web', outlier: cfg(over), instances };
+  const fail = (i: OutlierInstance, times = 1) => {
+    for (let k = 0; k < times; k++) detector.record(i, service, 0, new ProxyError('connect', 'refused', true));
+  };
+  const status = (i: OutlierInstance, s: number) => detector.record(i, service, s, undefined);
+  return { clock, detector, instances, service, events, durations, fail, status };
+}
+
+test('an instance is ejected after the configured number of consecutive failures, not before', () => {
+  const { instances, fail, events } = setup(4);
+  fail(instances[0]!, 2);
+  assert.equal(instances[0]!.ejected, false);
+  fail(instances[0]!);
+  assert.equal(instances[0]!.ejected, true);
+  assert.deepEqual(events, ['eject web/10.0.0.1:80']);
+});
+
+test('5xx answers count as failures and a success resets the count', () => {
+  const { instances, status, events } = setup(4);
+  const i = instances[0]!;
+  status(i, 503);
+  status(i, 500);
+  status(i, 200);
+  status(i, 502);
+  status(i, 504);
+  assert.equal(i.ejected, false, 'the 200 in the middle reset the count');
+  status(i, 500);
+  assert.equal(i.ejected, true);
+  assert.equal(events.length, 1);
+});
+
+test('4xx answers, client aborts and oversized bodies are not the instance failing', () => {
+  const { instances, detector, service } = setup(4);
+  const i = instances[0]!;
+  for (let k = 0; k < 10; k++) {
+    detector.record(i, service, 404, undefined);
+    detector.record(i, service, 0, new ProxyError('client_abort', 'gone'));
+    detector.record(i, service, 0, new ProxyError('body_too_large', 'big'));
+  }
+  assert.equal(i.ejected, false);
+  assert.equal(detector.failures(i), 0);
+});
+
+test('resets, timeouts and malformed answers count as failures', () => {
+  const { instances, detector, service } = setup(4);
+  const i = instances[0]!;
+  detector.record(i, service, 0, new ProxyError('reset', 'reset'));
+  detector.record(i, service, 0, new ProxyError('timeout', 'slow'));
+  detector.record(i, service, 0, new ProxyError('upstream_protocol', 'garbage'));
+  assert.equal(i.ejected, true);
+});
+
+test('an ejected instance is readmitted when its ejection time is over', () => {
+  const { instances, fail, clock, events } = setup(4);
+  fail(instances[0]!, 3);
+  clock.advance(999);
+  assert.equal(instances[0]!.ejected, true);
+  clock.advance(1);
+  assert.equal(instances[0]!.ejected, false);
+  assert.deepEqual(events, ['eject web/10.0.0.1:80', 'readmit web/10.0.0.1:80']);
+});
+
+test('the ejection time grows while the instance keeps failing, up to the maximum', () => {
+  const { instances, fail, clock, durations } = setup(4);
+  const i = instances[0]!;
+  for (let k = 0; k < 7; k++) {
+    fail(i, 3);
+    assert.equal(i.ejected, true);
+    clock.advance(durations.at(-1)!);
+    assert.equal(i.ejected, false);
+  }
+  assert.deepEqual(durations, [1000, 2000, 3000, 4000, 5000, 5000, 5000]);
+});
+
+test('an instance that stayed healthy long enough is ejected for the base time again', () => {
+  const { instances, fail, clock, durations } = setup(4);
+  const i = instances[0]!;
+  fail(i, 3);
+  clock.advance(1000);
+  fail(i, 3);
+  clock.advance(2000);
+  assert.deepEqual(durations, [1000, 2000]);
+  // Two base periods in rotation take two steps off the multiplier.
+  clock.advance(2000);
+  fail(i, 3);
+  assert.deepEqual(durations, [1000, 2000, 1000]);
+});
+
+test('no more than maxEjectionPercent of a service is ejected at once', () => {
+  const { instances, fail } = setup(4, { maxEjectionPercent: 50 });
+  for (const i of instances) fail(i, 3);
+  assert.equal(instances.filter((i) => i.ejected).length, 2);
+});
+
+test('at least one instance may be ejected even when the percentage rounds to zero', () => {
+  const { instances, fail } = setup(2, { maxEjectionPercent: 10 });
+  fail(instances[0]!, 3);
+  fail(instances[1]!, 3);
+  assert.deepEqual(instances.map((i) => i.ejected), [true, false]);
+});
+
+test('an instance held back by the share is ejected at its next failure once room is made', () => {
+  const { instances, fail, clock } = setup(2, { maxEjectionPercent: 50 });
+  fail(instances[0]!, 3);
+  fail(instances[1]!, 3);
+  assert.deepEqual(instances.map((i) => i.ejected), [true, false]);
+  clock.advance(1000);
+  assert.equal(instances[0]!.ejected, false);
+  fail(instances[1]!);
+  assert.equal(instances[1]!.ejected, true);
+});
+
+test('maxEjectionPercent 0 and enabled false eject nothing', () => {
+  const a = setup(3, { maxEjectionPercent: 0 });
+  a.fail(a.instances[0]!, 10);
+  assert.equal(a.instances[0]!.ejected, false);
+  const b = setup(3, { enabled: false });
+  b.fail(b.instances[0]!, 10);
+  assert.equal(b.instances[0]!.ejected, false);
+});
+
+test('results arriving while an instance is ejected neither extend nor end its ejection', () => {
+  const { instances, fail, status, clock, events } = setup(4);
+  const i = instances[0]!;
+  fail(i, 3);
+  fail(i, 10);
+  status(i, 200);
+  assert.equal(i.ejected, true);
+  clock.advance(1000);
+  assert.equal(i.ejected, false);
+  assert.deepEqual(events, ['eject web/10.0.0.1:80', 'readmit web/10.0.0.1:80']);
+});
+
+test('stop clears every readmission timer', () => {
+  const { instances, fail, clock, detector } = setup(4);
+  fail(instances[0]!, 3);
+  assert.equal(clock.pending, 1);
+  detector.stop();
+  assert.equal(clock.pending, 0);
+  fail(instances[1]!, 3);
+  assert.equal(instances[1]!.ejected, false, 'a stopped detector ejects nothing');
+});

@@ -1,0 +1,766 @@
+/**
+ * Every Prometheus metric KubeProxy exports is declared in this file, and
+ * only here: the rest of the proxy imports the handles below and never
+ * touches prom-client directly.
+ *
+ * Conventions
+ * - Base units (seconds, bytes), `_total` suffix on counters.
+ * - Label values are bounded: service name, upstream `address:port`, a method
+ *   class, a status class, a cache result or an error cause. Never a raw URL,
+ *   path or Host header.
+ * - The upstream endpoint label is called `upstream`, not `instance`:
+ *   Prometheus attaches its own target label `instance` to every scraped
+ *   series, and an exposed `instance` label would be renamed to
+ *   `exported_instance` (honor_labels: false) or would overwrite the target
+ *   label and make the series of two proxy replicas collide
+ *   (honor_labels: true).
+ *
+ * Hot path
+ * `metrics.service(name)` returns a handle that is created once per service
+ * and caches prom-client label children, so recording a request does no
+ * label-object allocation and no label hashing: it is an array lookup plus
+ * the increments.
+ *
+ * Series lifecycle
+ * When a service or an upstream leaves the configuration, call
+ * `metrics.removeService()` / `handle.removeUpstream()` (or the `retain*`
+ * variants with the set that is still configured) so its series are dropped
+ * from the exposition instead of growing forever. A handle that was removed
+ * is detached: further updates through it are discarded (they no longer reach
+ * the registry), so always get handles from `metrics.service()` /
+ * `handle.upstream()` after a reload.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+
+// ---------------------------------------------------------------------------
+// Bounded label values
+// ---------------------------------------------------------------------------
+
+export const METHOD_CLASSES = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'other'] as const;
+export type MethodClass = (typeof METHOD_CLASSES)[number];
+
+export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type StatusClass = (typeof STATUS_CLASSES)[number];
+
+export const ERROR_CAUSES = [
+  // upstream failures
+  'connect',
+  'timeout',
+  'reset',
+  'upstream_protocol',
+  'no_healthy_instance',
+  // client side
+  'client_abort',
+  'bad_request',
+  'method_not_allowed',
+  'body_too_large',
+  'no_route',
+  // rejected by limits
+  'overload',
+  // only-if-cached request that the cache could not serve
+  'not_cached',
+] as const;
+export type ErrorCause = (typeof ERROR_CAUSES)[number];
+
+export const CACHE_RESULTS = ['hit', 'miss', 'stale', 'revalidated', 'bypass'] as const;
+export type CacheResult = (typeof CACHE_RESULTS)[number];
+
+/**
+ * `service` label value for events that happen before a request is routed to
+ * a service (no route, malformed request, connection-level overload).
+ */
+export const UNROUTED_SERVICE = '_unrouted';
+
+/** Request latency buckets, in seconds (0.5 ms .. 30 s). */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+]);
+
+const OTHER_METHOD_INDEX = 7;
+
+function methodIndex(method: string): number {
+  // Node gives upper-case methods for every standard verb; anything else
+  // (lower-case, WebDAV, garbage) is "other". A switch: no lookups on an
+  // object prototype ("constructor") and no allocation.
+  switch (method) {
+    case 'GET':
+      return 0;
+    case 'HEAD':
+      return 1;
+    case 'POST':
+      return 2;
+    case 'PUT':
+      return 3;
+    case 'DELETE':
+      return 4;
+    case 'PATCH':
+      return 5;
+    case 'OPTIONS':
+      return 6;
+    default:
+      return OTHER_METHOD_INDEX;
+  }
+}
+
+/** Durations must be finite and >= 0: a NaN would poison the histogram sum. */
+function seconds(value: number): number {
+  return value >= 0 && value !== Infinity ? value : 0;
+}
+
+function statusIndex(status: number): number {
+  // 100..599 map to 1xx..5xx. Anything outside (0 when no response could be
+  // sent, or a bogus code) is counted as a server-side failure.
+  if (status >= 100 && status < 600) return ((status / 100) | 0) - 1;
+  return 4;
+}
+
+/** Maps an HTTP method to its bounded `method` label value. */
+export function methodClass(method: string): MethodClass {
+  return METHOD_CLASSES[methodIndex(method)]!;
+}
+
+/** Maps an HTTP status code to its `status_class` label value. */
+export function statusClass(status: number): StatusClass {
+  return STATUS_CLASSES[statusIndex(status)]!;
+}
+
+const ERROR_CAUSE_INDEX = new Map<string, number>(ERROR_CAUSES.map((c, i) => [c, i]));
+const CACHE_RESULT_INDEX = new Map<string, number>(CACHE_RESULTS.map((c, i) => [c, i]));
+
+/** Seconds elapsed since `startMs`, a value of `performance.now()`. */
+export function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+// ---------------------------------------------------------------------------
+// Public handle types
+// ---------------------------------------------------------------------------
+
+/** Per-upstream (address:port) handle of one service. */
+export interface UpstreamMetrics {
+  readonly service: string;
+  readonly address: string;
+  /** A request was dispatched to this upstream (pool use +1). */
+  dispatched(): void;
+  /** The upstream exchange ended, successfully or not (pool use -1). */
+  released(): void;
+  /**
+   * Sets pool use to a value read from state. The runtime does this at scrape
+   * time (from Instance.inflight) instead of dispatched()/released() per request.
+   */
+  setInflight(requests: number): void;
+  /** Time from dispatch to upstream response headers, in seconds. */
+  observeResponseHeaders(seconds: number): void;
+  /** One active health-check probe finished. */
+  healthCheck(success: boolean): void;
+  /** Current health state (kubeproxy_instance_healthy 1/0). */
+  setHealthy(healthy: boolean): void;
+  /** The upstream was ejected (outlier detection or failed health checks). */
+  ejected(): void;
+}
+
+/** Per-service handle; created once per service, cheap to call. */
+export interface ServiceMetrics {
+  readonly service: string;
+  /** A request for this service started (in-flight +1). */
+  requestStarted(): void;
+  /**
+   * A request for this service ended (in-flight -1): counts it and observes
+   * its whole duration. `status` is the status sent to the client (0 when none
+   * could be sent; counted as 5xx).
+   */
+  requestFinished(method: string, status: number, durationSeconds: number): void;
+  /**
+   * Sets the in-flight gauge to a value read from state. The runtime does this
+   * at scrape time instead of requestStarted()/requestFinished() per request.
+   */
+  setInflight(requests: number): void;
+  /** Counts a request without touching the in-flight gauge. */
+  observeRequest(method: string, status: number, durationSeconds: number): void;
+  /** Request body bytes received from the client. */
+  addRequestBytes(bytes: number): void;
+  /** Response body bytes sent to the client. */
+  addResponseBytes(bytes: number): void;
+  error(cause: ErrorCause): void;
+  /** `count` upstream attempts were retries (default 1). */
+  retry(count?: number): void;
+  /** One cache lookup; '' (cache not involved) is a no-op. */
+  cache(result: CacheResult | ''): void;
+  discoveryError(): void;
+  /** Handle of one upstream of this service; cached. */
+  upstream(address: string): UpstreamMetrics;
+  /** Drops every series of one upstream of this service. */
+  removeUpstream(address: string): void;
+  /** Drops the series of every upstream of this service not in `addresses`. */
+  retainUpstreams(addresses: Iterable<string>): void;
+}
+
+export interface ProxyMetrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** Handle of one service; created on first use and cached. */
+  service(name: string): ServiceMetrics;
+  /** Drops every series of a service (and of its upstreams). */
+  removeService(name: string): void;
+  /** Drops the series of every service not in `names` (UNROUTED_SERVICE is always kept). */
+  retainServices(names: Iterable<string>): void;
+  /** Counts an error that happened before routing (service="_unrouted"). */
+  unroutedError(cause: ErrorCause): void;
+  connectionOpened(): void;
+  connectionClosed(): void;
+  /** Sets the open-connections gauge to a value read from state (scrape time). */
+  setOpenConnections(count: number): void;
+  setCacheSize(bytes: number, entries: number): void;
+  cacheEvicted(count?: number): void;
+  /** One configuration reload attempt; `at` defaults to now. */
+  configReload(success: boolean, at?: Date): void;
+  /** The initial configuration was loaded: sets the last-success timestamp, counts no reload. */
+  configLoaded(at?: Date): void;
+  /**
+   * Runs `fn` at the start of every `metricsText()`, before the exposition is
+   * built: gauges read from state (in-flight, connections, pool use, health,
+   * cache size) are set here, so the request path does not maintain them.
+   * Returns a function that removes the hook.
+   */
+  beforeScrape(fn: () => void | Promise<void>): () => void;
+  /** Text exposition of the registry. */
+  metricsText(): Promise<string>;
+  /** Stops the event-loop delay monitor (tests, shutdown). */
+  close(): void;
+}
+
+export interface CreateMetricsOptions {
+  /** Register prom-client's default process/Node.js metrics. Default true. */
+  defaultMetrics?: boolean;
+  /** Sample the event loop (lag and utilisation gauges). Default true. */
+  eventLoop?: boolean;
+  /** Event-loop delay sampling resolution in ms. Default 10. */
+  eventLoopResolutionMs?: number;
+}
+
+/** What a metric exposes: used by tests that validate dashboards and rules. */
+export interface MetricDescription {
+  name: string;
+  type: 'counter' | 'gauge' | 'histogram' | 'summary';
+  help: string;
+  labelNames: string[];
+  /** Sample names with their label names (histograms: _bucket has `le`). */
+  series: { name: string; labelNames: string[] }[];
+}
+
+// ---------------------------------------------------------------------------
+// Implementation
+// ---------------------------------------------------------------------------
+
+type Family = ReturnType<typeof declareFamily>;
+
+function declareFamily(registry: Registry) {
+  const registers = [registry];
+  return {
+    requests: new Counter({
+      name: 'kubeproxy_requests_total',
+      help: 'Client requests handled, by service, method class and response status class.',
+      labelNames: ['service', 'method', 'status_class'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'kubeproxy_request_duration_seconds',
+      help: 'Whole client request duration, from request received to response finished, in seconds.',
+      labelNames: ['service', 'method', 'status_class'] as const,
+      buckets: [...LATENCY_BUCKETS],
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'kubeproxy_upstream_duration_seconds',
+      help: 'Time from dispatch to an upstream until its response headers arrive, in seconds.',
+      labelNames: ['service', 'upstream'] as const,
+      buckets: [...LATENCY_BUCKETS],
+      registers,
+    }),
+    requestBytes: new Counter({
+      name: 'kubeproxy_request_bytes_total',
+      help: 'Request body bytes received from clients.',
+      labelNames: ['service'] as const,
+      registers,
+    }),
+    responseBytes: new Counter({
+      name: 'kubeproxy_response_bytes_total',
+      help: 'Response body bytes sent to clients.',
+      labelNames: ['service'] as const,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'kubeproxy_errors_total',
+      help: 'Errors by cause (ERROR_CAUSES, the kinds of ProxyError): every failed upstream attempt (connect, timeout, reset, upstream_protocol), and every request the proxy failed or rejected for a cause no attempt reported.',
+      labelNames: ['service', 'cause'] as const,
+      registers,
+    }),
+    retries: new Counter({
+      name: 'kubeproxy_retries_total',
+      help: 'Upstream attempts retried.',
+      labelNames: ['service'] as const,
+      registers,
+    }),
+    inflight: new Gauge({
+      name: 'kubeproxy_inflight_requests',
+      help: 'Client requests currently being handled.',
+      labelNames: ['service'] as const,
+      registers,
+    }),
+    openConnections: new Gauge({
+      name: 'kubeproxy_open_connections',
+      help: 'Open client connections.',
+      registers,
+    }),
+    upstreamInflight: new Gauge({
+      name: 'kubeproxy_upstream_inflight',
+      help: 'Requests currently dispatched to an upstream (connection pool use).',
+      labelNames: ['service', 'upstream'] as const,
+      registers,
+    }),
+    cacheRequests: new Counter({
+      name: 'kubeproxy_cache_requests_total',
+      help: 'Cache lookups by result (hit, miss, stale, revalidated, bypass).',
+      labelNames: ['service', 'result'] as const,
+      registers,
+    }),
+    cacheBytes: new Gauge({
+      name: 'kubeproxy_cache_bytes',
+      help: 'Bytes currently stored in the response cache.',
+      registers,
+    }),
+    cacheEntries: new Gauge({
+      name: 'kubeproxy_cache_entries',
+      help: 'Entries currently stored in the response cache.',
+      registers,
+    }),
+    cacheEvictions: new Counter({
+      name: 'kubeproxy_cache_evictions_total',
+      help: 'Cache entries evicted to make room.',
+      registers,
+    }),
+    healthChecks: new Counter({
+      name: 'kubeproxy_health_checks_total',
+      help: 'Active health-check probes by result (success, failure).',
+      labelNames: ['service', 'upstream', 'result'] as const,
+      registers,
+    }),
+    instanceHealthy: new Gauge({
+      name: 'kubeproxy_instance_healthy',
+      help: 'Whether an upstream is currently considered healthy (1) or not (0).',
+      labelNames: ['service', 'upstream'] as const,
+      registers,
+    }),
+    ejections: new Counter({
+      name: 'kubeproxy_ejections_total',
+      help: 'Upstreams ejected from load balancing.',
+      labelNames: ['service', 'upstream'] as const,
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'kubeproxy_config_reloads_total',
+      help: 'Configuration reload attempts by result (success, failure).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    configLastSuccess: new Gauge({
+      name: 'kubeproxy_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful configuration (re)load.',
+      registers,
+    }),
+    discoveryErrors: new Counter({
+      name: 'kubeproxy_discovery_errors_total',
+      help: 'Service discovery (endpoint resolution) failures.',
+      labelNames: ['service'] as const,
+      registers,
+    }),
+  };
+}
+
+function declareEventLoop(registry: Registry, resolutionMs: number): () => void {
+  const delay = monitorEventLoopDelay({ resolution: resolutionMs });
+  delay.enable();
+  const resolutionNs = resolutionMs * 1e6;
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+
+  new Gauge({
+    name: 'kubeproxy_event_loop_lag_seconds',
+    help: 'Worst event-loop delay observed since the previous scrape, in seconds.',
+    registers: [registry],
+    collect() {
+      // The histogram records the full timer period; the lag is what exceeds it.
+      const worst = delay.count > 0 ? Math.max(0, delay.max - resolutionNs) / 1e9 : 0;
+      delay.reset();
+      this.set(worst);
+    },
+  });
+  new Gauge({
+    name: 'kubeproxy_event_loop_utilization',
+    help: 'Share of time the event loop was busy since the previous scrape (0-1).',
+    registers: [registry],
+    collect() {
+      const now = performance.eventLoopUtilization();
+      const delta = performance.eventLoopUtilization(now, lastElu);
+      lastElu = now;
+      this.set(Number.isFinite(delta.utilization) ? delta.utilization : 0);
+    },
+  });
+  return () => delay.disable();
+}
+
+class UpstreamHandle implements UpstreamMetrics {
+  /** False once removed: a detached handle must not re-create its series. */
+  #live = true;
+  readonly #inflight: Gauge.Internal<string>;
+  readonly #duration: Histogram.Internal<string>;
+  readonly #checkOk: Counter.Internal;
+  readonly #checkFail: Counter.Internal;
+  readonly #healthy: Gauge.Internal<string>;
+  readonly #ejections: Counter.Internal;
+
+  constructor(
+    f: Family,
+    readonly service: string,
+    readonly address: string,
+  ) {
+    const labels = { service, upstream: address };
+    this.#inflight = f.upstreamInflight.labels(labels);
+    this.#duration = f.upstreamDuration.labels(labels);
+    this.#checkOk = f.healthChecks.labels({ service, upstream: address, result: 'success' });
+    this.#checkFail = f.healthChecks.labels({ service, upstream: address, result: 'failure' });
+    this.#healthy = f.instanceHealthy.labels(labels);
+    this.#ejections = f.ejections.labels(labels);
+    // Export counters and the pool gauge at 0 from the start, so that rate()
+    // and increase() see the first event. Health stays absent until known.
+    this.#inflight.set(0);
+    this.#checkOk.inc(0);
+    this.#checkFail.inc(0);
+    this.#ejections.inc(0);
+  }
+
+  dispatched(): void {
+    if (this.#live) this.#inflight.inc();
+  }
+  released(): void {
+    if (this.#live) this.#inflight.dec();
+  }
+  setInflight(requests: number): void {
+    if (this.#live) this.#inflight.set(requests);
+  }
+  observeResponseHeaders(value: number): void {
+    if (this.#live) this.#duration.observe(seconds(value));
+  }
+  healthCheck(success: boolean): void {
+    if (this.#live) (success ? this.#checkOk : this.#checkFail).inc();
+  }
+  setHealthy(healthy: boolean): void {
+    if (this.#live) this.#healthy.set(healthy ? 1 : 0);
+  }
+  ejected(): void {
+    if (this.#live) this.#ejections.inc();
+  }
+
+  /** Removes every series of this upstream and detaches the handle. */
+  detach(f: Family): void {
+    this.#live = false;
+    const { service, address } = this;
+    const labels = { service, upstream: address };
+    f.upstreamInflight.remove(labels);
+    f.upstreamDuration.remove(labels);
+    f.healthChecks.remove({ service, upstream: address, result: 'success' });
+    f.healthChecks.remove({ service, upstream: address, result: 'failure' });
+    f.instanceHealthy.remove(labels);
+    f.ejections.remove(labels);
+  }
+}
+
+const REQUEST_SLOTS = METHOD_CLASSES.length * STATUS_CLASSES.length;
+
+class ServiceHandle implements ServiceMetrics {
+  /** False once removed: a detached handle must not re-create its series. */
+  #live = true;
+  readonly #f: Family;
+  readonly #inflight: Gauge.Internal<string>;
+  readonly #requestBytes: Counter.Internal;
+  readonly #responseBytes: Counter.Internal;
+  readonly #retries: Counter.Internal;
+  readonly #discoveryErrors: Counter.Internal;
+  readonly #errors: Counter.Internal[];
+  readonly #cache: Counter.Internal[];
+  // Request counter / histogram children by method*5+status, created lazily so
+  // that only combinations that happen are exported (40 per service at most).
+  readonly #requests: (Counter.Internal | undefined)[] = new Array<Counter.Internal | undefined>(REQUEST_SLOTS);
+  readonly #durations: (Histogram.Internal<string> | undefined)[] = new Array<Histogram.Internal<string> | undefined>(
+    REQUEST_SLOTS,
+  );
+  readonly #upstreams = new Map<string, UpstreamHandle>();
+
+  constructor(
+    f: Family,
+    readonly service: string,
+  ) {
+    this.#f = f;
+    const labels = { service };
+    this.#inflight = f.inflight.labels(labels);
+    this.#requestBytes = f.requestBytes.labels(labels);
+    this.#responseBytes = f.responseBytes.labels(labels);
+    this.#retries = f.retries.labels(labels);
+    this.#discoveryErrors = f.discoveryErrors.labels(labels);
+    this.#errors = ERROR_CAUSES.map((cause) => f.errors.labels({ service, cause }));
+    this.#cache = CACHE_RESULTS.map((result) => f.cacheRequests.labels({ service, result }));
+    // Fixed, small sets: exported at 0 up front so rate() sees the first event.
+    this.#inflight.set(0);
+    for (const c of [this.#requestBytes, this.#responseBytes, this.#retries, this.#discoveryErrors]) c.inc(0);
+    for (const c of this.#errors) c.inc(0);
+    for (const c of this.#cache) c.inc(0);
+  }
+
+  requestStarted(): void {
+    if (this.#live) this.#inflight.inc();
+  }
+
+  setInflight(requests: number): void {
+    if (this.#live) this.#inflight.set(requests);
+  }
+
+  requestFinished(method: string, status: number, durationSeconds: number): void {
+    if (!this.#live) return;
+    this.#inflight.dec();
+    this.observeRequest(method, status, durationSeconds);
+  }
+
+  observeRequest(method: string, status: number, durationSeconds: number): void {
+    if (!this.#live) return;
+    const m = methodIndex(method);
+    const s = statusIndex(status);
+    const slot = m * STATUS_CLASSES.length + s;
+    let counter = this.#requests[slot];
+    let histogram = this.#durations[slot];
+    if (counter === undefined || histogram === undefined) {
+      const labels = { service: this.service, method: METHOD_CLASSES[m]!, status_class: STATUS_CLASSES[s]! };
+      counter = this.#requests[slot] = this.#f.requests.labels(labels);
+      histogram = this.#durations[slot] = this.#f.requestDuration.labels(labels);
+    }
+    counter.inc();
+    histogram.observe(seconds(durationSeconds));
+  }
+
+  addRequestBytes(bytes: number): void {
+    if (this.#live && bytes > 0 && bytes !== Infinity) this.#requestBytes.inc(bytes);
+  }
+  addResponseBytes(bytes: number): void {
+    if (this.#live && bytes > 0 && bytes !== Infinity) this.#responseBytes.inc(bytes);
+  }
+  error(cause: ErrorCause): void {
+    const i = ERROR_CAUSE_INDEX.get(cause);
+    if (this.#live && i !== undefined) this.#errors[i]!.inc();
+  }
+  retry(count = 1): void {
+    if (this.#live && count > 0) this.#retries.inc(count);
+  }
+  cache(result: CacheResult | ''): void {
+    const i = CACHE_RESULT_INDEX.get(result);
+    if (this.#live && i !== undefined) this.#cache[i]!.inc();
+  }
+  discoveryError(): void {
+    if (this.#live) this.#discoveryErrors.inc();
+  }
+
+  upstream(address: string): UpstreamMetrics {
+    let handle = this.#upstreams.get(address);
+    if (handle === undefined) {
+      handle = new UpstreamHandle(this.#f, this.service, address);
+      // A detached service hands out detached upstreams.
+      if (this.#live) this.#upstreams.set(address, handle);
+      else handle.detach(this.#f);
+    }
+    return handle;
+  }
+
+  removeUpstream(address: string): void {
+    const handle = this.#upstreams.get(address);
+    if (handle === undefined) return;
+    this.#upstreams.delete(address);
+    handle.detach(this.#f);
+  }
+
+  retainUpstreams(addresses: Iterable<string>): void {
+    const keep = new Set(addresses);
+    for (const address of [...this.#upstreams.keys()]) {
+      if (!keep.has(address)) this.removeUpstream(address);
+    }
+  }
+
+  /** Removes every series of this service (and its upstreams) and detaches the handle. */
+  detach(): void {
+    this.#live = false;
+    const f = this.#f;
+    const service = this.service;
+    for (const address of [...this.#upstreams.keys()]) this.removeUpstream(address);
+    for (let slot = 0; slot < REQUEST_SLOTS; slot++) {
+      if (this.#requests[slot] === undefined) continue;
+      const labels = {
+        service,
+        method: METHOD_CLASSES[(slot / STATUS_CLASSES.length) | 0]!,
+        status_class: STATUS_CLASSES[slot % STATUS_CLASSES.length]!,
+      };
+      f.requests.remove(labels);
+      f.requestDuration.remove(labels);
+    }
+    const labels = { service };
+    f.inflight.remove(labels);
+    f.requestBytes.remove(labels);
+    f.responseBytes.remove(labels);
+    f.retries.remove(labels);
+    f.discoveryErrors.remove(labels);
+    for (const cause of ERROR_CAUSES) f.errors.remove({ service, cause });
+    for (const result of CACHE_RESULTS) f.cacheRequests.remove({ service, result });
+  }
+}
+
+/**
+ * Creates a metrics set with its own registry. The proxy uses the shared
+ * `metrics` instance below; tests may create isolated ones.
+ */
+export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics {
+  const registry = new Registry();
+  const f = declareFamily(registry);
+  const stopEventLoop =
+    options.eventLoop === false ? () => {} : declareEventLoop(registry, options.eventLoopResolutionMs ?? 10);
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const services = new Map<string, ServiceHandle>();
+  const scrapeHooks: Array<() => void | Promise<void>> = [];
+  const connections = f.openConnections;
+  const reloadOk = f.configReloads.labels({ result: 'success' });
+  const reloadFail = f.configReloads.labels({ result: 'failure' });
+  reloadOk.inc(0);
+  reloadFail.inc(0);
+
+  const service = (name: string): ServiceHandle => {
+    let handle = services.get(name);
+    if (handle === undefined) {
+      handle = new ServiceHandle(f, name);
+      services.set(name, handle);
+    }
+    return handle;
+  };
+
+  const removeService = (name: string): void => {
+    const handle = services.get(name);
+    if (handle === undefined) return;
+    services.delete(name);
+    handle.detach();
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    service,
+    removeService,
+    retainServices(names: Iterable<string>): void {
+      const keep = new Set(names);
+      keep.add(UNROUTED_SERVICE);
+      for (const name of [...services.keys()]) {
+        if (!keep.has(name)) removeService(name);
+      }
+    },
+    unroutedError(cause: ErrorCause): void {
+      service(UNROUTED_SERVICE).error(cause);
+    },
+    connectionOpened(): void {
+      connections.inc();
+    },
+    connectionClosed(): void {
+      connections.dec();
+    },
+    setOpenConnections(count: number): void {
+      connections.set(count);
+    },
+    setCacheSize(bytes: number, entries: number): void {
+      f.cacheBytes.set(bytes);
+      f.cacheEntries.set(entries);
+    },
+    cacheEvicted(count = 1): void {
+      if (count > 0) f.cacheEvictions.inc(count);
+    },
+    configReload(success: boolean, at: Date = new Date()): void {
+      if (success) {
+        reloadOk.inc();
+        f.configLastSuccess.set(at.getTime() / 1000);
+      } else {
+        reloadFail.inc();
+      }
+    },
+    configLoaded(at: Date = new Date()): void {
+      f.configLastSuccess.set(at.getTime() / 1000);
+    },
+    beforeScrape(fn: () => void | Promise<void>): () => void {
+      scrapeHooks.push(fn);
+      return () => {
+        const i = scrapeHooks.indexOf(fn);
+        if (i >= 0) scrapeHooks.splice(i, 1);
+      };
+    },
+    async metricsText(): Promise<string> {
+      for (const fn of [...scrapeHooks]) await fn();
+      return registry.metrics();
+    },
+    close(): void {
+      stopEventLoop();
+    },
+  };
+}
+
+/**
+ * Describes every metric of a registry: names, types, label names and the
+ * sample names they expose (`_bucket`/`_sum`/`_count` for histograms).
+ */
+export async function describeMetrics(registry: Registry): Promise<MetricDescription[]> {
+  const json = await registry.getMetricsAsJSON();
+  return json.map((m) => {
+    const declared = (registry.getSingleMetric(m.name) as unknown as { labelNames?: readonly string[] } | undefined)
+      ?.labelNames;
+    const seen = new Set<string>(declared ?? []);
+    for (const v of m.values) for (const k of Object.keys(v.labels)) if (k !== 'le' && k !== 'quantile') seen.add(k);
+    const labelNames = [...seen].sort();
+    const type = String(m.type) as MetricDescription['type'];
+    let series: MetricDescription['series'];
+    if (type === 'histogram') {
+      series = [
+        { name: `${m.name}_bucket`, labelNames: [...labelNames, 'le'] },
+        { name: `${m.name}_sum`, labelNames },
+        { name: `${m.name}_count`, labelNames },
+      ];
+    } else if (type === 'summary') {
+      series = [
+        { name: m.name, labelNames: [...labelNames, 'quantile'] },
+        { name: `${m.name}_sum`, labelNames },
+        { name: `${m.name}_count`, labelNames },
+      ];
+    } else {
+      series = [{ name: m.name, labelNames }];
+    }
+    return { name: m.name, type, help: m.help, labelNames, series };
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The proxy's shared instance
+// ---------------------------------------------------------------------------
+
+/** The metrics of this process; the request path uses this. */
+export const metrics: ProxyMetrics = createMetrics();
+
+/** The dedicated registry every KubeProxy metric is registered with. */
+export const registry: Registry = metrics.registry;
+
+/** Content-Type header value for `metricsText()`. */
+export const METRICS_CONTENT_TYPE: string = metrics.contentType;
+
+/** Text exposition of the process registry (body of GET /metrics). */
+export function metricsText(): Promise<string> {
+  return metrics.metricsText();
+}
