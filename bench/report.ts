@@ -103,7 +103,7 @@ export function originCheck(rows: Row[]): string[] {
       : ratio >= 1.2 ? 'CAUTION, the origin may limit the fastest proxies'
       : 'WARNING, the origin is likely the bottleneck: proxy figures are capped';
     return `${WORKLOADS[w].title}: origin direct ${int(o.rps)} req/s = ${x(ratio)} the fastest proxy (${best.contender}, ${int(best.rps!)}): ${verdict}.`
-      + (capped.length ? ` Not CPU-bound, so capped by the load side: ${capped.join(', ')}.` : ' Every proxy saturated its CPU.');
+      + (capped.length ? ` Did not saturate CPU 0 (held back by the load side or other processes): ${capped.join(', ')}.` : ' Every proxy saturated its CPU.');
   });
 }
 

@@ -9,6 +9,9 @@ import { watchConfig } from './config/watch.ts';
 import type { Config } from './config/schema.ts';
 import { log } from './log.ts';
 import { Runtime } from './runtime.ts';
+import { workerCount } from './cluster/count.ts';
+import { runPrimary } from './cluster/primary.ts';
+import { isClusterWorker, runWorker } from './cluster/worker.ts';
 
 const HELP = `Usage: kubeproxy --config FILE [--check]
 
@@ -31,6 +34,8 @@ export const EXIT_USAGE = 64;
 export const EXIT_CONFIG = 2;
 
 export async function main(argv: string[]): Promise<number> {
+  // A worker forked by the cluster primary takes its config from the primary, not from argv.
+  if (isClusterWorker()) return runWorker();
   let args;
   try {
     args = parseArgs({
@@ -61,6 +66,14 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   let config: Config;
+  // The bytes the config is loaded from (read first): the file watcher compares the file with
+  // them, so an edit made while the proxy starts is not missed.
+  let loaded: Buffer | undefined;
+  try {
+    loaded = readFileSync(path);
+  } catch {
+    // loadConfigFile reports it.
+  }
   try {
     config = loadConfigFile(path);
   } catch (err) {
@@ -74,14 +87,17 @@ export async function main(argv: string[]): Promise<number> {
     const p = config.proxy;
     process.stdout.write(
       `config ${path} is valid: listen ${p.listen.address}:${p.listen.port}, ${p.services.length} service(s): ` +
-        `${p.services.map((s) => `${s.name} (${s.hosts.length} host(s))`).join(', ')}\n`,
+        `${p.services.map((s) => `${s.name} (${s.hosts.length} host(s)${s.discovery ? ` + dns ${s.discovery.dns}:${s.discovery.port}` : ''})`).join(', ')}\n`,
     );
     return 0;
   }
-  return run(config, path);
+  return run(config, path, loaded);
 }
 
-async function run(config: Config, path: string): Promise<number> {
+async function run(config: Config, path: string, loaded: Buffer | undefined): Promise<number> {
+  // proxy.workers > 1 (or auto on a multi-core machine): this process becomes the cluster primary.
+  const workers = workerCount(config.proxy.workers);
+  if (workers > 1) return runPrimary(config, path, loaded, workers);
   let runtime: Runtime;
   try {
     runtime = await Runtime.start(config, { configPath: path });
@@ -93,7 +109,10 @@ async function run(config: Config, path: string): Promise<number> {
   process.on('SIGHUP', () => runtime.reloadFromFile());
   // `proxy.watch` is read at start: turning it on or off takes a restart.
   const watcher = config.proxy.watch
-    ? watchConfig(path, () => runtime.reloadFromFile(), { onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads') })
+    ? watchConfig(path, () => runtime.reloadFromFile(), {
+        baseline: loaded,
+        onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads'),
+      })
     : undefined;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {

@@ -9,9 +9,12 @@ import type { ProxyError } from './errors.ts';
 import { log, setLogLevel } from './log.ts';
 import { Snapshot, serviceHosts } from './snapshot.ts';
 import { AdminServer } from './admin/server.ts';
+import { CacheLayer } from './cache/layer.ts';
+import { registerPurgeRoutes } from './cache/purge.ts';
 import { DnsDiscovery } from './discovery/dns.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { OutlierDetector } from './health/passive.ts';
+import { Observability } from './observability/wire.ts';
 import { Listener } from './server/listener.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
@@ -22,6 +25,12 @@ import type { Service } from './upstream/service.ts';
 export interface RuntimeOptions {
   /** File to reload from on SIGHUP / change; undefined for a config given in memory (tests). */
   configPath?: string | undefined;
+  /**
+   * Set in a cluster worker (src/cluster/worker.ts), to its id: the admin routes are built but
+   * not listened on (the primary serves the admin port and forwards to them), and the start is
+   * logged as 'worker started'.
+   */
+  worker?: number | undefined;
 }
 
 export class Runtime implements PipelineHost {
@@ -40,6 +49,10 @@ export class Runtime implements PipelineHost {
   readonly upgrades: UpgradeHandler;
   readonly listener: Listener;
   readonly admin: AdminServer | undefined;
+  /** The HTTP cache; outlives snapshots (a reload keeps the entries, see cache/layer.ts). */
+  readonly cache: CacheLayer;
+  /** Metrics, access log, GET /metrics; subscribes to the request and attempt ends. */
+  readonly observability: Observability;
   readonly startedAt = Date.now();
   private readonly endListeners: Array<(ctx: RequestContext) => void> = [];
   private readonly attemptListeners: Array<(instance: Instance, service: Service, status: number, failure: ProxyError | undefined) => void> = [];
@@ -53,6 +66,7 @@ export class Runtime implements PipelineHost {
     this.discovery.configure(config.proxy);
     this.registry.begin();
     this.snapshot = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
+    this.cache = new CacheLayer(this, config.proxy.cache, this.snapshot.services.values());
     this.outliers = new OutlierDetector<Instance>({
       onEject: (i, service, ms, n) => log.warn({ service, instance: i.id, ejectedForMs: ms, ejectionsInARow: n }, 'instance ejected'),
       onReadmit: (i, service) => log.info({ service, instance: i.id }, 'instance readmitted'),
@@ -66,6 +80,9 @@ export class Runtime implements PipelineHost {
     this.upgrades = new UpgradeHandler(this);
     this.listener = new Listener(this.pipeline, this.upgrades, config.proxy.client);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;
+    this.observability = new Observability(this, config);
+    if (this.admin) registerPurgeRoutes(this.admin, this);
+    this.observability.setCacheStats(() => this.cache.stats());
   }
 
   static async start(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -75,6 +92,10 @@ export class Runtime implements PipelineHost {
     await rt.discovery.start();
     rt.health.sync(rt.snapshot.services.values());
     await rt.listener.listen(listen.address, listen.port);
+    if (options.worker !== undefined) {
+      log.info({ listen: rt.listener.address(), services: config.proxy.services.length }, 'worker started');
+      return rt;
+    }
     if (rt.admin) await rt.admin.listen(admin.address, admin.port);
     log.info({ listen: rt.listener.address(), admin: rt.admin?.address(), services: config.proxy.services.length }, 'kubeproxy started');
     return rt;
@@ -115,10 +136,12 @@ export class Runtime implements PipelineHost {
     this.registry.begin();
     const next = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
     this.snapshot = next;
+    this.cache.reload(config.proxy.cache, next.services.values());
     this.registry.sweep(config.proxy.shutdown.drainTimeout);
     this.health.sync(next.services.values());
     this.listener.applyClientConfig(config.proxy.client);
     setLogLevel(config.proxy.log.level);
+    this.observability.reloaded(config);
     log.info({ services: config.proxy.services.length }, 'config reloaded');
   }
 
@@ -144,6 +167,7 @@ export class Runtime implements PipelineHost {
       return true;
     } catch (err) {
       const message = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+      this.observability.reloadFailed();
       log.error({ err: message }, 'config reload failed; keeping the running config');
       return false;
     }
@@ -165,6 +189,7 @@ export class Runtime implements PipelineHost {
     this.discovery.close();
     await this.registry.closeAll(1000);
     await this.admin?.close();
+    await this.observability.close();
     log.info('stopped');
   }
 }

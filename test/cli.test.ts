@@ -99,7 +99,7 @@ describe('kubeproxy CLI', () => {
       setTimeout(() => res.end(`done ${req.url}`), delay);
     });
     const port = await deadPort();
-    const child = spawn(process.execPath, [bin('kubeproxy'), '--config', file('run.yaml', VALID(port, origin.port))], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin('kubeproxy'), '--config', file('run.yaml', VALID(port, origin.port))], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info' } });
     try {
       await waitForOutput(child, /kubeproxy started/);
       const quick = await request(port, { host: 'my-service.my-company.com', path: '/quick' });
@@ -121,7 +121,7 @@ describe('kubeproxy CLI', () => {
   test('the demo launcher starts demo upstreams that echo their name and the request', async () => {
     const [port, up1, up2] = [await deadPort(), await deadPort(), await deadPort()];
     const path = file('demo.yaml', VALID(port, up1).replace(/(hosts:\n.*\n)/, `$1        - { address: "127.0.0.1", port: ${up2} }\n`));
-    const child = spawn(process.execPath, [bin('kubeproxy-demo'), '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin('kubeproxy-demo'), '--config', path], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info' } });
     try {
       await waitForOutput(child, /kubeproxy started/);
       const names = new Set<string>();

@@ -271,11 +271,18 @@ describe('DNS service discovery', () => {
     }
   });
 
-  it('AAAA records become IPv6 instances', async () => {
-    const v6 = await startPods(['::1'], (pod, req, res) => {
-      req.resume();
-      res.end(pod.address);
-    });
+  it('AAAA records become IPv6 instances', async (t) => {
+    let v6: Pods;
+    try {
+      v6 = await startPods(['::1'], (pod, req, res) => {
+        req.resume();
+        res.end(pod.address);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') return t.skip(`this machine has no IPv6 loopback (${code})`);
+      throw err;
+    }
     dns.set(NAME, ['::1']);
     const p = await startProxy({
       dnsServers: [dns.server],

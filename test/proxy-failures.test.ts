@@ -32,12 +32,32 @@ describe('failures', () => {
     assert.equal(post.status, 200);
   });
 
-  test('when every instance refuses, the client gets a 502 naming the cause', async () => {
+  test('when every instance refuses, the client gets a 503 naming the cause, with Retry-After', async () => {
     const proxy = await proxyFor([{ name: 'dead', domain: 'dead.test', hosts: [{ port: await deadPort() }, { port: await deadPort() }] }]);
     const r = await request(proxy.port, { host: 'dead.test' });
-    assert.equal(r.status, 502);
-    assert.match(r.text, /cannot connect to instance 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    assert.equal(r.status, 503);
+    assert.match(r.text, /no instance of service "dead" could be reached .*cannot connect to instance 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    assert.equal(r.headers['retry-after'], '1');
     assert.ok(r.headers['x-request-id']);
+  });
+
+  test('an instance that resets the connection before answering a POST gets a 502, and the POST is not replayed', async () => {
+    let posts = 0;
+    const resetting = await origin(
+      startOrigin((req) => {
+        posts++;
+        req.socket.destroy();
+      }),
+    );
+    const other = await origin(startOrigin((req) => {
+      posts++;
+      req.socket.destroy();
+    }));
+    const proxy = await proxyFor([{ name: 'rst', domain: 'rst.test', hosts: [{ port: resetting.port }, { port: other.port }] }]);
+    const r = await request(proxy.port, { host: 'rst.test', method: 'POST', body: 'order=1' });
+    assert.equal(r.status, 502);
+    assert.match(r.text, /closed the connection/);
+    assert.equal(posts, 1, 'a POST whose body was sent must not be sent again');
   });
 
   test('an instance slower than the response timeout gets a 504', async () => {

@@ -46,8 +46,6 @@ test('killing an instance mid-load fails no request; it is ejected, and readmitt
         domain: 'web.test',
         hosts: [{ port: a.port }, { port: b.port }],
         outlierDetection: { consecutiveFailures: 2, baseEjectionTime: '300ms', maxEjectionPercent: 50 },
-        // The burst of retries when an instance dies at once is what the per-second floor is for.
-        retries: { minRetriesPerSecond: 100 },
       },
     ],
   });
@@ -132,8 +130,6 @@ test('a 503 from one instance is retried on another and never reaches the client
         domain: 'web.test',
         hosts: [{ port: busy.port }, { port: ok.port }],
         outlierDetection: { enabled: false },
-        // One request at a time is 0 % of anything: the per-second floor is what allows these retries.
-        retries: { minRetriesPerSecond: 1000 },
       },
     ],
   });
@@ -247,7 +243,7 @@ test('with every instance failing, upstream attempts stay within the retry budge
           domain: 'web.test',
           hosts: origins.map((o) => ({ port: o.port })),
           outlierDetection: { enabled: false },
-          retries: { attempts: 2, budgetPercent, minRetriesPerSecond: 0 },
+          retries: { attempts: 2, budgetPercent, minRetryConcurrency: 0 },
         },
       ],
     });

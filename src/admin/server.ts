@@ -53,6 +53,8 @@ export class AdminServer {
       uptimeSeconds: Math.round((Date.now() - this.runtime.startedAt) / 1000),
       inflight: this.runtime.inflight,
       connections: this.runtime.listener.connections,
+      // Size from the cache store, lookups and hit ratio since start (see observability/wire.ts).
+      cache: { enabled: snap.config.proxy.cache.enabled, ...this.runtime.observability.cacheStatus() },
       services: [...snap.services.values()].map((s) => ({
         name: s.name,
         domains: s.domains,
@@ -67,6 +69,8 @@ export class AdminServer {
           ejected: i.ejected,
           available: i.available(),
           inflight: i.inflight,
+          // Ejections since start (failed health checks or outlier detection), the last one, the last probe.
+          ...this.runtime.observability.instanceStatus(i),
         })),
       })),
     };

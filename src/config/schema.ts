@@ -111,8 +111,8 @@ const retryPolicy = z.strictObject({
   on: z.array(intIn(500, 599)).default([502, 503, 504]),
   /** Retries may be at most this share of a service's active requests (retry budget). */
   budgetPercent: intIn(0, 100).default(20),
-  /** Retries always allowed below this many per second, so low traffic can still retry. */
-  minRetriesPerSecond: intIn(0, 10000).default(3),
+  /** Retries always allowed while fewer than this many are in flight (Envoy's min_retry_concurrency). */
+  minRetryConcurrency: intIn(0, 10000).default(3),
 });
 
 const limits = z.strictObject({
@@ -137,7 +137,7 @@ const serviceRetries = z.strictObject({
   attempts: intIn(0, 10).optional(),
   on: z.array(intIn(500, 599)).optional(),
   budgetPercent: intIn(0, 100).optional(),
-  minRetriesPerSecond: intIn(0, 10000).optional(),
+  minRetryConcurrency: intIn(0, 10000).optional(),
 });
 const serviceLimits = z.strictObject({
   maxConnections: intIn(0, 1_000_000).optional(),

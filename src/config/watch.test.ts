@@ -142,3 +142,27 @@ test('after close, changes are no longer reported', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(r.calls, 0);
 });
+
+test('a change made between loading the config and starting the watch is reported at once', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, 'a: 2\n');
+  const r = recorder();
+  // The running config was loaded from "a: 1"; the file already says "a: 2" when watching starts.
+  const w = watchConfig(file, r.onChange, { debounceMs: 50, baseline: 'a: 1\n' });
+  t.after(() => w.close());
+  await r.until(1);
+});
+
+test('a baseline equal to the file reports nothing until the file changes', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, 'a: 1\n');
+  const r = recorder();
+  const w = watchConfig(file, r.onChange, { debounceMs: 50, baseline: Buffer.from('a: 1\n') });
+  t.after(() => w.close());
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await writeFile(file, 'a: 2\n');
+  await r.until(1);
+  assert.equal(r.calls, 1);
+});

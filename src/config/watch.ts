@@ -21,6 +21,11 @@ export interface WatchOptions {
   debounceMs?: number;
   /** A watch could not be set up or failed (the reload on SIGHUP still works). */
   onError?: (err: Error) => void;
+  /**
+   * The content the running config was loaded from. The file is compared with it once at start,
+   * so a change made between loading and watching is not missed.
+   */
+  baseline?: Buffer | string;
 }
 
 export interface ConfigWatcher {
@@ -32,7 +37,7 @@ export function watchConfig(path: string, onChange: () => void, options: WatchOp
   const dir = dirname(file);
   const debounceMs = options.debounceMs ?? 200;
   const onError = options.onError ?? (() => {});
-  let lastHash = hashOf(file);
+  let lastHash = options.baseline !== undefined ? createHash('sha256').update(options.baseline).digest('hex') : hashOf(file);
   let timer: NodeJS.Timeout | undefined;
   let fileWatcher: FSWatcher | undefined;
   let closed = false;
@@ -81,6 +86,7 @@ export function watchConfig(path: string, onChange: () => void, options: WatchOp
     onError(err as Error);
   }
   armFile();
+  if (options.baseline !== undefined) schedule();
 
   return {
     close(): void {

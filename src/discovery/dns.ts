@@ -226,8 +226,10 @@ export class DnsDiscovery {
     clearTimeout(w.timer);
     const began = performance.now();
     const resolver = this.resolver;
-    const [v4, v6] = await Promise.allSettled([resolver.resolve4(w.dns), resolver.resolve6(w.dns)]);
-    if (w.stopped) return;
+    const dns = w.dns;
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(dns), resolver.resolve6(dns)]);
+    // Stopped, or renamed by a reload meanwhile (the new name's resolution is queued next).
+    if (w.stopped || w.dns !== dns) return;
     const durationSeconds = (performance.now() - began) / 1000;
     let failure: { code: string; message: string } | undefined;
     const found: string[] = [];

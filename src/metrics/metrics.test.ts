@@ -198,6 +198,45 @@ describe('exposition', () => {
     );
   });
 
+  it('sets state gauges in scrape hooks, before the exposition is built', async () => {
+    const m = isolated();
+    const api = m.service('api');
+    const up = api.upstream('10.0.0.9:80');
+    let calls = 0;
+    const remove = m.beforeScrape(async () => {
+      calls++;
+      api.setInflight(7);
+      up.setInflight(3);
+      m.setOpenConnections(12);
+      await Promise.resolve();
+      api.retry(2);
+    });
+    assert.deepEqual(
+      await samples(m, 'kubeproxy_inflight_requests', 'kubeproxy_upstream_inflight', 'kubeproxy_open_connections', 'kubeproxy_retries_total'),
+      [
+        'kubeproxy_retries_total{service="api"} 2',
+        'kubeproxy_inflight_requests{service="api"} 7',
+        'kubeproxy_open_connections 12',
+        'kubeproxy_upstream_inflight{service="api",upstream="10.0.0.9:80"} 3',
+      ],
+    );
+    remove();
+    await m.metricsText();
+    assert.equal(calls, 1, 'a removed hook is not called');
+    api.retry(0); // no-op
+    assert.deepEqual(await samples(m, 'kubeproxy_retries_total'), ['kubeproxy_retries_total{service="api"} 2']);
+  });
+
+  it('sets the last-success timestamp at first load without counting a reload', async () => {
+    const m = isolated();
+    m.configLoaded(new Date(1_700_000_000_000));
+    assert.deepEqual(await samples(m, 'kubeproxy_config_reloads_total', 'kubeproxy_config_last_reload_success_timestamp_seconds'), [
+      'kubeproxy_config_reloads_total{result="success"} 0',
+      'kubeproxy_config_reloads_total{result="failure"} 0',
+      'kubeproxy_config_last_reload_success_timestamp_seconds 1700000000',
+    ]);
+  });
+
   it('exports connections, cache size and config reloads', async () => {
     const m = isolated();
     m.connectionOpened();

@@ -31,6 +31,7 @@
  * `handle.upstream()` after a reload.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CounterConfiguration, HistogramConfiguration, LabelValues, MetricObjectWithValues, MetricValue } from 'prom-client';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 
@@ -227,9 +228,18 @@ export interface ProxyMetrics {
   beforeScrape(fn: () => void | Promise<void>): () => void;
   /** Text exposition of the registry. */
   metricsText(): Promise<string>;
+  /**
+   * The registry as prom-client JSON, after the same hooks as `metricsText()`: what a cluster
+   * worker sends its primary, which merges the workers' with `AggregatorRegistry.aggregate()`
+   * (each metric by its `aggregator`, sum unless declared otherwise).
+   */
+  metricsJSON(): Promise<MetricsJSON>;
   /** Stops the event-loop delay monitor (tests, shutdown). */
   close(): void;
 }
+
+/** `registry.getMetricsAsJSON()`: one entry per metric, with its samples and its cluster `aggregator`. */
+export type MetricsJSON = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 export interface CreateMetricsOptions {
   /** Register prom-client's default process/Node.js metrics. Default true. */
@@ -254,50 +264,188 @@ export interface MetricDescription {
 // Implementation
 // ---------------------------------------------------------------------------
 
+type Labels = Record<string, string>;
+
+function cellKey(labelNames: readonly string[], labels: Labels): string {
+  // Label values are service names, addresses and fixed words: no NUL in them.
+  return labelNames.map((n) => labels[n] ?? '').join('\u0000');
+}
+
+/**
+ * One counter series, incremented by a plain addition. prom-client's own children
+ * (`counter.labels(...).inc()`) hash and validate the label object on every call;
+ * on the request path that was most of the metrics' cost.
+ */
+class CounterCell implements Counter.Internal {
+  value = 0;
+  constructor(readonly labels: Labels) {}
+  inc(amount = 1): void {
+    if (amount >= 0 && amount !== Infinity) this.value += amount;
+  }
+}
+
+/** One histogram series: per-bucket counts (not cumulative until exported), sum and count. */
+class HistogramCell implements Pick<Histogram.Internal<string>, 'observe'> {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(
+    readonly labels: Labels,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length);
+  }
+  observe(value: number): void {
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    if (i < bounds.length) this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/**
+ * A prom-client Counter (name, help, label names, registry membership unchanged)
+ * whose series live in CounterCells; they are read when the registry is scraped.
+ * A cell is exported from its creation, like a prom-client child after `inc(0)`.
+ */
+class CellCounter<T extends string> extends Counter<T> {
+  readonly cells = new Map<string, CounterCell>();
+  readonly #names: readonly string[];
+
+  constructor(config: CounterConfiguration<T>) {
+    super(config);
+    this.#names = config.labelNames ?? [];
+  }
+
+  cell(labels: Labels): CounterCell {
+    const key = cellKey(this.#names, labels);
+    let cell = this.cells.get(key);
+    if (cell === undefined) this.cells.set(key, (cell = new CounterCell({ ...labels })));
+    return cell;
+  }
+
+  /** Removes one series (its cell and any prom-client child). */
+  drop(labels: Labels): void {
+    this.remove(labels as LabelValues<T>);
+    this.cells.delete(cellKey(this.#names, labels));
+  }
+
+  override reset(): void {
+    super.reset();
+    // Called by prom-client's constructor too, before `cells` exists.
+    this.cells?.clear();
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValue<T>>> {
+    const base = await super.get();
+    const values = [...base.values];
+    for (const c of this.cells.values()) values.push({ value: c.value, labels: { ...c.labels } as MetricValue<T>['labels'] });
+    return { ...base, values };
+  }
+}
+
+/**
+ * A prom-client Histogram whose series live in HistogramCells. A cell is
+ * exported once it has an observation, like a prom-client child. The registry
+ * formats histograms from `getForPromString()` (and `get()` splays it), so the
+ * cells are added there, in prom-client's own value layout.
+ */
+class CellHistogram<T extends string> extends Histogram<T> {
+  readonly cells = new Map<string, HistogramCell>();
+  readonly #names: readonly string[];
+  readonly #bounds: readonly number[];
+
+  constructor(config: HistogramConfiguration<T> & { buckets: number[] }) {
+    super(config);
+    this.#names = config.labelNames ?? [];
+    this.#bounds = [...config.buckets].sort((a, b) => a - b);
+  }
+
+  cell(labels: Labels): HistogramCell {
+    const key = cellKey(this.#names, labels);
+    let cell = this.cells.get(key);
+    if (cell === undefined) this.cells.set(key, (cell = new HistogramCell({ ...labels }, this.#bounds)));
+    return cell;
+  }
+
+  /** Removes one series (its cell and any prom-client child). */
+  drop(labels: Labels): void {
+    this.remove(labels as LabelValues<T>);
+    this.cells.delete(cellKey(this.#names, labels));
+  }
+
+  override reset(): void {
+    super.reset();
+    this.cells?.clear();
+  }
+
+  async getForPromString(): Promise<{ name: string; help: string; type: string; values: unknown[]; aggregator: string }> {
+    const base = await (Histogram.prototype as unknown as { getForPromString(): Promise<{ name: string; help: string; type: string; values: unknown[]; aggregator: string }> }).getForPromString.call(this);
+    const values = [...base.values];
+    const name = base.name;
+    for (const c of this.cells.values()) {
+      if (c.count === 0) continue;
+      let acc = 0;
+      for (let i = 0; i < this.#bounds.length; i++) {
+        acc += c.counts[i]!;
+        values.push({ labels: { le: this.#bounds[i] }, sharedLabels: c.labels, value: acc, metricName: `${name}_bucket`, exemplar: undefined });
+      }
+      values.push(
+        { labels: { le: '+Inf' }, sharedLabels: c.labels, value: c.count, metricName: `${name}_bucket`, exemplar: undefined },
+        { labels: {}, sharedLabels: c.labels, value: c.sum, metricName: `${name}_sum`, exemplar: undefined },
+        { labels: {}, sharedLabels: c.labels, value: c.count, metricName: `${name}_count`, exemplar: undefined },
+      );
+    }
+    return { ...base, values };
+  }
+}
+
 type Family = ReturnType<typeof declareFamily>;
 
 function declareFamily(registry: Registry) {
   const registers = [registry];
   return {
-    requests: new Counter({
+    requests: new CellCounter({
       name: 'kubeproxy_requests_total',
       help: 'Client requests handled, by service, method class and response status class.',
       labelNames: ['service', 'method', 'status_class'] as const,
       registers,
     }),
-    requestDuration: new Histogram({
+    requestDuration: new CellHistogram({
       name: 'kubeproxy_request_duration_seconds',
       help: 'Whole client request duration, from request received to response finished, in seconds.',
       labelNames: ['service', 'method', 'status_class'] as const,
       buckets: [...LATENCY_BUCKETS],
       registers,
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new CellHistogram({
       name: 'kubeproxy_upstream_duration_seconds',
       help: 'Time from dispatch to an upstream until its response headers arrive, in seconds.',
       labelNames: ['service', 'upstream'] as const,
       buckets: [...LATENCY_BUCKETS],
       registers,
     }),
-    requestBytes: new Counter({
+    requestBytes: new CellCounter({
       name: 'kubeproxy_request_bytes_total',
       help: 'Request body bytes received from clients.',
       labelNames: ['service'] as const,
       registers,
     }),
-    responseBytes: new Counter({
+    responseBytes: new CellCounter({
       name: 'kubeproxy_response_bytes_total',
       help: 'Response body bytes sent to clients.',
       labelNames: ['service'] as const,
       registers,
     }),
-    errors: new Counter({
+    errors: new CellCounter({
       name: 'kubeproxy_errors_total',
       help: 'Errors by cause (ERROR_CAUSES, the kinds of ProxyError): every failed upstream attempt (connect, timeout, reset, upstream_protocol), and every request the proxy failed or rejected for a cause no attempt reported.',
       labelNames: ['service', 'cause'] as const,
       registers,
     }),
-    retries: new Counter({
+    retries: new CellCounter({
       name: 'kubeproxy_retries_total',
       help: 'Upstream attempts retried.',
       labelNames: ['service'] as const,
@@ -320,7 +468,7 @@ function declareFamily(registry: Registry) {
       labelNames: ['service', 'upstream'] as const,
       registers,
     }),
-    cacheRequests: new Counter({
+    cacheRequests: new CellCounter({
       name: 'kubeproxy_cache_requests_total',
       help: 'Cache lookups by result (hit, miss, stale, revalidated, bypass).',
       labelNames: ['service', 'result'] as const,
@@ -341,7 +489,7 @@ function declareFamily(registry: Registry) {
       help: 'Cache entries evicted to make room.',
       registers,
     }),
-    healthChecks: new Counter({
+    healthChecks: new CellCounter({
       name: 'kubeproxy_health_checks_total',
       help: 'Active health-check probes by result (success, failure).',
       labelNames: ['service', 'upstream', 'result'] as const,
@@ -351,9 +499,11 @@ function declareFamily(registry: Registry) {
       name: 'kubeproxy_instance_healthy',
       help: 'Whether an upstream is currently considered healthy (1) or not (0).',
       labelNames: ['service', 'upstream'] as const,
+      // Cluster mode (proxy.workers > 1): each worker checks on its own; 1 only when every worker routes to it.
+      aggregator: 'min',
       registers,
     }),
-    ejections: new Counter({
+    ejections: new CellCounter({
       name: 'kubeproxy_ejections_total',
       help: 'Upstreams ejected from load balancing.',
       labelNames: ['service', 'upstream'] as const,
@@ -370,7 +520,7 @@ function declareFamily(registry: Registry) {
       help: 'Unix time of the last successful configuration (re)load.',
       registers,
     }),
-    discoveryErrors: new Counter({
+    discoveryErrors: new CellCounter({
       name: 'kubeproxy_discovery_errors_total',
       help: 'Service discovery (endpoint resolution) failures.',
       labelNames: ['service'] as const,
@@ -389,6 +539,8 @@ function declareEventLoop(registry: Registry, resolutionMs: number): () => void 
     name: 'kubeproxy_event_loop_lag_seconds',
     help: 'Worst event-loop delay observed since the previous scrape, in seconds.',
     registers: [registry],
+    // Cluster mode: the worst worker, not a sum of lags.
+    aggregator: 'max',
     collect() {
       // The histogram records the full timer period; the lag is what exceeds it.
       const worst = delay.count > 0 ? Math.max(0, delay.max - resolutionNs) / 1e9 : 0;
@@ -400,6 +552,8 @@ function declareEventLoop(registry: Registry, resolutionMs: number): () => void 
     name: 'kubeproxy_event_loop_utilization',
     help: 'Share of time the event loop was busy since the previous scrape (0-1).',
     registers: [registry],
+    // Cluster mode: the mean over workers, so it stays within 0-1.
+    aggregator: 'average',
     collect() {
       const now = performance.eventLoopUtilization();
       const delta = performance.eventLoopUtilization(now, lastElu);
@@ -414,11 +568,11 @@ class UpstreamHandle implements UpstreamMetrics {
   /** False once removed: a detached handle must not re-create its series. */
   #live = true;
   readonly #inflight: Gauge.Internal<string>;
-  readonly #duration: Histogram.Internal<string>;
-  readonly #checkOk: Counter.Internal;
-  readonly #checkFail: Counter.Internal;
+  readonly #duration: HistogramCell;
+  readonly #checkOk: CounterCell;
+  readonly #checkFail: CounterCell;
   readonly #healthy: Gauge.Internal<string>;
-  readonly #ejections: Counter.Internal;
+  readonly #ejections: CounterCell;
 
   constructor(
     f: Family,
@@ -427,11 +581,11 @@ class UpstreamHandle implements UpstreamMetrics {
   ) {
     const labels = { service, upstream: address };
     this.#inflight = f.upstreamInflight.labels(labels);
-    this.#duration = f.upstreamDuration.labels(labels);
-    this.#checkOk = f.healthChecks.labels({ service, upstream: address, result: 'success' });
-    this.#checkFail = f.healthChecks.labels({ service, upstream: address, result: 'failure' });
+    this.#duration = f.upstreamDuration.cell(labels);
+    this.#checkOk = f.healthChecks.cell({ service, upstream: address, result: 'success' });
+    this.#checkFail = f.healthChecks.cell({ service, upstream: address, result: 'failure' });
     this.#healthy = f.instanceHealthy.labels(labels);
-    this.#ejections = f.ejections.labels(labels);
+    this.#ejections = f.ejections.cell(labels);
     // Export counters and the pool gauge at 0 from the start, so that rate()
     // and increase() see the first event. Health stays absent until known.
     this.#inflight.set(0);
@@ -468,11 +622,11 @@ class UpstreamHandle implements UpstreamMetrics {
     const { service, address } = this;
     const labels = { service, upstream: address };
     f.upstreamInflight.remove(labels);
-    f.upstreamDuration.remove(labels);
-    f.healthChecks.remove({ service, upstream: address, result: 'success' });
-    f.healthChecks.remove({ service, upstream: address, result: 'failure' });
+    f.upstreamDuration.drop(labels);
+    f.healthChecks.drop({ service, upstream: address, result: 'success' });
+    f.healthChecks.drop({ service, upstream: address, result: 'failure' });
     f.instanceHealthy.remove(labels);
-    f.ejections.remove(labels);
+    f.ejections.drop(labels);
   }
 }
 
@@ -483,18 +637,16 @@ class ServiceHandle implements ServiceMetrics {
   #live = true;
   readonly #f: Family;
   readonly #inflight: Gauge.Internal<string>;
-  readonly #requestBytes: Counter.Internal;
-  readonly #responseBytes: Counter.Internal;
-  readonly #retries: Counter.Internal;
-  readonly #discoveryErrors: Counter.Internal;
-  readonly #errors: Counter.Internal[];
-  readonly #cache: Counter.Internal[];
-  // Request counter / histogram children by method*5+status, created lazily so
+  readonly #requestBytes: CounterCell;
+  readonly #responseBytes: CounterCell;
+  readonly #retries: CounterCell;
+  readonly #discoveryErrors: CounterCell;
+  readonly #errors: CounterCell[];
+  readonly #cache: CounterCell[];
+  // Request counter / histogram series by method*5+status, created lazily so
   // that only combinations that happen are exported (40 per service at most).
-  readonly #requests: (Counter.Internal | undefined)[] = new Array<Counter.Internal | undefined>(REQUEST_SLOTS);
-  readonly #durations: (Histogram.Internal<string> | undefined)[] = new Array<Histogram.Internal<string> | undefined>(
-    REQUEST_SLOTS,
-  );
+  readonly #requests: (CounterCell | undefined)[] = new Array<CounterCell | undefined>(REQUEST_SLOTS);
+  readonly #durations: (HistogramCell | undefined)[] = new Array<HistogramCell | undefined>(REQUEST_SLOTS);
   readonly #upstreams = new Map<string, UpstreamHandle>();
 
   constructor(
@@ -504,17 +656,15 @@ class ServiceHandle implements ServiceMetrics {
     this.#f = f;
     const labels = { service };
     this.#inflight = f.inflight.labels(labels);
-    this.#requestBytes = f.requestBytes.labels(labels);
-    this.#responseBytes = f.responseBytes.labels(labels);
-    this.#retries = f.retries.labels(labels);
-    this.#discoveryErrors = f.discoveryErrors.labels(labels);
-    this.#errors = ERROR_CAUSES.map((cause) => f.errors.labels({ service, cause }));
-    this.#cache = CACHE_RESULTS.map((result) => f.cacheRequests.labels({ service, result }));
-    // Fixed, small sets: exported at 0 up front so rate() sees the first event.
+    // Fixed, small sets, exported at 0 up front (a cell exists from its
+    // creation) so that rate() sees the first event.
+    this.#requestBytes = f.requestBytes.cell(labels);
+    this.#responseBytes = f.responseBytes.cell(labels);
+    this.#retries = f.retries.cell(labels);
+    this.#discoveryErrors = f.discoveryErrors.cell(labels);
+    this.#errors = ERROR_CAUSES.map((cause) => f.errors.cell({ service, cause }));
+    this.#cache = CACHE_RESULTS.map((result) => f.cacheRequests.cell({ service, result }));
     this.#inflight.set(0);
-    for (const c of [this.#requestBytes, this.#responseBytes, this.#retries, this.#discoveryErrors]) c.inc(0);
-    for (const c of this.#errors) c.inc(0);
-    for (const c of this.#cache) c.inc(0);
   }
 
   requestStarted(): void {
@@ -540,8 +690,8 @@ class ServiceHandle implements ServiceMetrics {
     let histogram = this.#durations[slot];
     if (counter === undefined || histogram === undefined) {
       const labels = { service: this.service, method: METHOD_CLASSES[m]!, status_class: STATUS_CLASSES[s]! };
-      counter = this.#requests[slot] = this.#f.requests.labels(labels);
-      histogram = this.#durations[slot] = this.#f.requestDuration.labels(labels);
+      counter = this.#requests[slot] = this.#f.requests.cell(labels);
+      histogram = this.#durations[slot] = this.#f.requestDuration.cell(labels);
     }
     counter.inc();
     histogram.observe(seconds(durationSeconds));
@@ -606,17 +756,17 @@ class ServiceHandle implements ServiceMetrics {
         method: METHOD_CLASSES[(slot / STATUS_CLASSES.length) | 0]!,
         status_class: STATUS_CLASSES[slot % STATUS_CLASSES.length]!,
       };
-      f.requests.remove(labels);
-      f.requestDuration.remove(labels);
+      f.requests.drop(labels);
+      f.requestDuration.drop(labels);
     }
     const labels = { service };
     f.inflight.remove(labels);
-    f.requestBytes.remove(labels);
-    f.responseBytes.remove(labels);
-    f.retries.remove(labels);
-    f.discoveryErrors.remove(labels);
-    for (const cause of ERROR_CAUSES) f.errors.remove({ service, cause });
-    for (const result of CACHE_RESULTS) f.cacheRequests.remove({ service, result });
+    f.requestBytes.drop(labels);
+    f.responseBytes.drop(labels);
+    f.retries.drop(labels);
+    f.discoveryErrors.drop(labels);
+    for (const cause of ERROR_CAUSES) f.errors.drop({ service, cause });
+    for (const result of CACHE_RESULTS) f.cacheRequests.drop({ service, result });
   }
 }
 
@@ -707,6 +857,10 @@ export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics 
     async metricsText(): Promise<string> {
       for (const fn of [...scrapeHooks]) await fn();
       return registry.metrics();
+    },
+    async metricsJSON(): Promise<MetricsJSON> {
+      for (const fn of [...scrapeHooks]) await fn();
+      return registry.getMetricsAsJSON();
     },
     close(): void {
       stopEventLoop();

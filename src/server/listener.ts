@@ -3,7 +3,7 @@
  * (header and request timeouts, header size, connection cap), clear 4xx answers to malformed
  * requests, and a graceful drain.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../config/schema.ts';
@@ -116,12 +116,24 @@ export class Listener {
  * follows on it cannot be framed reliably, and nothing of it was sent to an instance.
  */
 function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
-  // A response already under way on this socket (e.g. the request timeout fired while the body
-  // streamed): a second status line would corrupt it, so the connection is cut instead.
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent === true) {
+  if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
+  }
+  const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (pending) {
+    if (pending.req?.complete) {
+      // The error is in a later pipelined request: a status line now would be read as the answer
+      // to the earlier one. That answer finishes with `Connection: close`, then the connection ends.
+      if (!pending.headersSent) pending.shouldKeepAlive = false;
+      pending.once('finish', () => socket.end());
+      return;
+    }
+    if (pending.headersSent) {
+      // This request's response is under way (its body timed out): a second status line would corrupt it.
+      socket.destroy();
+      return;
+    }
   }
   const known = CLIENT_ERRORS[err.code ?? ''];
   // llhttp's reason is the precise one ("Transfer-Encoding can't be present with Content-Length").

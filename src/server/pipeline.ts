@@ -13,7 +13,9 @@ import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/heade
 import type { Instance } from '../upstream/instance.ts';
 import type { Waiter } from '../upstream/pending.ts';
 import type { Service } from '../upstream/service.ts';
+import type { CacheLayer } from '../cache/layer.ts';
 import { BodyLimit } from './body-limit.ts';
+import type { ResponseInterceptor } from './interceptor.ts';
 import { sendError } from './respond.ts';
 
 /** What the pipeline needs from the running proxy; implemented by Runtime. */
@@ -27,6 +29,8 @@ export interface PipelineHost {
   requestEnded(ctx: RequestContext): void;
   /** Called when an attempt to an instance ended; `failure` is set for connect errors, resets, timeouts and 5xx. */
   attemptEnded(instance: Instance, service: Service, status: number, failure: ProxyError | undefined): void;
+  /** The HTTP cache (src/cache/layer.ts); requests of services with `cacheEnabled` go through it. */
+  readonly cache?: CacheLayer | undefined;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -96,9 +100,15 @@ export class Pipeline {
       }),
       body: limited ?? (hasBody ? req : null),
     };
-    const exchange = new Exchange(this.host, snapshot, ctx, service, upstreamReq);
-    if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
-    exchange.start();
+    const run = (request: UpstreamRequest, interceptor?: ResponseInterceptor): void => {
+      const exchange = new Exchange(this.host, snapshot, ctx, service, request, interceptor);
+      if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
+      exchange.start();
+    };
+    // The cache answers from storage, or runs the exchange itself with its interceptor on the answer.
+    const cache = this.host.cache;
+    if (cache !== undefined && service.cacheEnabled) cache.handle(ctx, service, snapshot.via, upstreamReq, run);
+    else run(upstreamReq);
   }
 
   private ended(ctx: RequestContext): void {
@@ -123,6 +133,9 @@ export class Pipeline {
  * tried yet, at most `retries.attempts` times, and only within the service's retry budget. Nothing
  * is retried once response bytes reached the client: a retried status is never forwarded (its
  * body is drained and dropped), and the last attempt's answer is forwarded as it is.
+ *
+ * An optional ResponseInterceptor (the cache layer, server/interceptor.ts) sees that final answer
+ * only: it may tee the body, take the answer over, or answer a failure itself (stale-if-error).
  */
 export class Exchange implements UpstreamHandler {
   private attempt: Attempt | undefined;
@@ -144,6 +157,8 @@ export class Exchange implements UpstreamHandler {
   private failure: ProxyError | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The interceptor took the answer over: nothing of it is written to the client here. */
+  private taken = false;
   private readonly onDrain = (): void => this.attempt?.resume();
 
   constructor(
@@ -152,6 +167,8 @@ export class Exchange implements UpstreamHandler {
     private readonly ctx: RequestContext,
     private readonly service: Service,
     private readonly request: UpstreamRequest,
+    /** Sees the final answer and may tee or take it, or answer an error itself (the cache). */
+    private readonly interceptor?: ResponseInterceptor | undefined,
   ) {
     // Retries are off for requests whose body may already be on the wire: it cannot be replayed.
     this.retryable = request.body === null;
@@ -178,7 +195,7 @@ export class Exchange implements UpstreamHandler {
       // Instances exist but every one is at maxConnections: wait for a slot (bounded), or 503.
       if (service.instances.some((i) => !i.draining)) return this.wait();
       const err = new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available`);
-      return sendError(this.ctx, err, ['retry-after', '1']);
+      return this.answerError(err, ['retry-after', '1']);
     }
     const ctx = this.ctx;
     ctx.instance = instance;
@@ -201,7 +218,7 @@ export class Exchange implements UpstreamHandler {
     if (this.waiter !== undefined) {
       this.service.state.pending.cancel(this.waiter);
       this.waiter = undefined;
-      return sendError(this.ctx, err);
+      return this.answerError(err);
     }
     if (this.attempt !== undefined && !this.attempt.finished) this.attempt.abort(err);
   }
@@ -230,7 +247,13 @@ export class Exchange implements UpstreamHandler {
   }
 
   private overload(message: string): void {
-    sendError(this.ctx, new ProxyError('overload', message), ['retry-after', '1']);
+    this.answerError(new ProxyError('overload', message), ['retry-after', '1']);
+  }
+
+  /** The proxy's error response, unless the interceptor answers instead (the cache's stale-if-error). */
+  private answerError(err: ProxyError, extraHeaders: string[] = []): void {
+    if (this.interceptor !== undefined && this.interceptor.onError(err, extraHeaders)) return;
+    sendError(this.ctx, err, extraHeaders);
   }
 
   private hashKey(): string | undefined {
@@ -254,6 +277,10 @@ export class Exchange implements UpstreamHandler {
     }
     const headers = clientResponseHeaders(raw, this.snapshot.via, ctx.id);
     if (this.host.draining) headers.push('connection', 'close');
+    if (this.interceptor !== undefined && this.interceptor.onResponse(status, statusText, raw, headers) === 'take') {
+      this.taken = true;
+      return;
+    }
     try {
       ctx.res.writeHead(status, statusText || undefined, headers);
     } catch (err) {
@@ -270,12 +297,18 @@ export class Exchange implements UpstreamHandler {
       if (this.discarded > MAX_DISCARD) this.attempt?.abort(new ProxyError('upstream_protocol', 'retried response body too long to drain'));
       return true;
     }
+    if (this.taken) {
+      this.interceptor!.onData(chunk);
+      return true;
+    }
     this.ctx.bytesOut += chunk.length;
-    return this.ctx.res.write(chunk);
+    const more = this.ctx.res.write(chunk);
+    this.interceptor?.onData(chunk);
+    return more;
   }
 
-  onBodySent(_chunkSize: number, totalBytesSent: number): void {
-    this.ctx.bytesIn = totalBytesSent;
+  onBodySent(size: number): void {
+    this.ctx.bytesIn += size;
   }
 
   onEnd(trailers: Buffer[] | string[] | null): void {
@@ -285,6 +318,7 @@ export class Exchange implements UpstreamHandler {
       return this.start();
     }
     this.release(undefined);
+    if (this.taken) return this.interceptor!.onEnd();
     const res = this.ctx.res;
     if (trailers !== null && trailers.length > 0) {
       const pairs: Array<[string, string]> = [];
@@ -296,6 +330,7 @@ export class Exchange implements UpstreamHandler {
       }
     }
     res.end();
+    this.interceptor?.onEnd();
   }
 
   onError(err: ProxyError, responseStarted: boolean): void {
@@ -307,6 +342,7 @@ export class Exchange implements UpstreamHandler {
     if (err.kind === 'client_abort' || ctx.res.destroyed) {
       this.releaseNext();
       ctx.errorCause ??= 'client_abort';
+      this.interceptor?.onError(err, []);
       return;
     }
     if (err !== this.failure) {
@@ -317,9 +353,9 @@ export class Exchange implements UpstreamHandler {
     if (err.kind === 'connect') {
       // Nothing could reach an instance: the service is unavailable (503, as Envoy and HAProxy answer), not a bad gateway.
       const unavailable = new ProxyError('no_healthy_instance', `no instance of service "${this.service.name}" could be reached (${err.message})`, false, { cause: err });
-      return sendError(ctx, unavailable, ['retry-after', '1']);
+      return this.answerError(unavailable, ['retry-after', '1']);
     }
-    sendError(ctx, err);
+    this.answerError(err);
   }
 
   private mayRetry(err: ProxyError): boolean {
@@ -347,7 +383,7 @@ export class Exchange implements UpstreamHandler {
       this.budgetCurrent = false;
       state.budget.release();
     }
-    if (!state.budget.tryAcquire(state.active + state.pending.size + uncounted, retries.budgetPercent, retries.minRetriesPerSecond)) return false;
+    if (!state.budget.tryAcquire(state.active + state.pending.size + uncounted, retries.budgetPercent, retries.minRetryConcurrency)) return false;
     this.next = next;
     this.budgetNext = true;
     return true;

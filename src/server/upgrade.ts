@@ -50,7 +50,12 @@ export class UpgradeHandler {
       (err) => {
         const mapped = upstreamError(err, instance.id);
         this.host.attemptEnded(instance, service, 0, mapped);
-        rawErrorResponse(socket, mapped.status, mapped.message, id);
+        // As for plain requests: an instance that cannot be reached makes the service unavailable (503).
+        if (mapped.kind === 'connect') {
+          rawErrorResponse(socket, 503, `no instance of service "${service.name}" could be reached (${mapped.message})`, id, ['retry-after', '1']);
+        } else {
+          rawErrorResponse(socket, mapped.status, mapped.message, id);
+        }
       },
       () => {
         instance.inflight--;

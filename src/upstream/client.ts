@@ -23,6 +23,8 @@ export interface UpstreamHandler {
   /** Return false to pause the instance's socket until `resume` (given in onResponse's attempt) is called. */
   onData(chunk: Buffer): boolean;
   onEnd(trailers: Buffer[] | string[] | null): void;
+  /** A chunk of the request body (`size` bytes) was written to the instance. */
+  onBodySent?(size: number): void;
   /** `responseStarted` tells whether onResponse was already called. */
   onError(err: ProxyError, responseStarted: boolean): void;
 }
@@ -73,6 +75,11 @@ export class Attempt {
 
   onData(chunk: Buffer): boolean {
     return this.handler.onData(chunk);
+  }
+
+  // undici 7 passes the chunk itself (not the v5 `chunkSize, totalBytesSent` pair).
+  onBodySent(chunk: Buffer | string): void {
+    this.handler.onBodySent?.(typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length);
   }
 
   onComplete(trailers: Buffer[] | string[] | null): void {

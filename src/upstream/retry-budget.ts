@@ -1,10 +1,10 @@
 /**
  * The retry budget of one service (Envoy's `retry_budget`): retries in flight may be at most
  * `budgetPercent` % of the service's active requests, so during an outage retries add at most that
- * share of load instead of multiplying it by the attempt count. When the share is used up,
- * `minRetriesPerSecond` retries per second are still allowed (Linkerd's `minRetriesPerSecond`), so
- * a service with little traffic — where 20 % of 1 active request rounds to nothing — can still
- * retry a lone failure.
+ * share of load instead of multiplying it by the attempt count. Below `minRetryConcurrency` retries
+ * in flight a retry is always allowed (Envoy's `min_retry_concurrency`, default 3), so a service
+ * with little traffic — where 20 % of 1 active request rounds to nothing — can still retry a lone
+ * failure, and sequential failovers are never refused however many there are per second.
  *
  * The percent and the floor are passed on each call because they come from the config snapshot
  * the request started with, while the budget itself outlives snapshots (it lives in ServiceState).
@@ -15,30 +15,19 @@ export class RetryBudget {
   /** Retries granted and refused since start, for observability. */
   granted = 0;
   denied = 0;
-  private windowStart = Number.NEGATIVE_INFINITY;
-  private windowCount = 0;
-
-  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /**
    * Asks for one retry. `active` is the service's active requests (in flight and waiting),
    * counting the one that wants to retry. Returns false when the retry would exceed the budget.
    * Every `true` must be paired with one `release()` when that retry attempt ends.
    */
-  tryAcquire(active: number, budgetPercent: number, minRetriesPerSecond: number): boolean {
+  tryAcquire(active: number, budgetPercent: number, minRetryConcurrency: number): boolean {
     // Rounded down, as Envoy does: 20 % of 4 active requests allows no retry beyond the floor.
-    if (this.inflight < Math.floor((active * budgetPercent) / 100)) return this.grant();
-    if (minRetriesPerSecond > 0) {
-      // A fixed one-second window: simple, and the floor is small by design.
-      const t = this.now();
-      if (t - this.windowStart >= 1000) {
-        this.windowStart = t;
-        this.windowCount = 0;
-      }
-      if (this.windowCount < minRetriesPerSecond) {
-        this.windowCount++;
-        return this.grant();
-      }
+    const allowed = Math.max(minRetryConcurrency, Math.floor((active * budgetPercent) / 100));
+    if (this.inflight < allowed) {
+      this.inflight++;
+      this.granted++;
+      return true;
     }
     this.denied++;
     return false;
@@ -46,11 +35,5 @@ export class RetryBudget {
 
   release(): void {
     if (this.inflight > 0) this.inflight--;
-  }
-
-  private grant(): true {
-    this.inflight++;
-    this.granted++;
-    return true;
   }
 }

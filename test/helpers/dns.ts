@@ -8,6 +8,8 @@ import { isIPv6, type AddressInfo } from 'node:net';
 import dns2 from 'dns2';
 
 const { Packet } = dns2;
+/** Response codes (RFC 1035 §4.1.1; REFUSED = 5). dns2 has them at run time but not in its types. */
+const RCODE = { SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 export type DnsFailure = 'servfail' | 'refused';
 
@@ -37,20 +39,20 @@ export async function startDns(records: Record<string, readonly string[]> = {}):
       const response = Packet.createResponseFromRequest(request);
       const question = request.questions[0];
       if (failure !== undefined) {
-        response.header.rcode = failure === 'servfail' ? Packet.RCODE.SERVFAIL : Packet.RCODE.REFUSED;
+        response.header.rcode = failure === 'servfail' ? RCODE.SERVFAIL : RCODE.REFUSED;
         void send(response);
         return;
       }
       const addresses = question ? zone.get(norm(question.name)) : undefined;
       if (question === undefined || addresses === undefined || addresses.length === 0) {
-        response.header.rcode = Packet.RCODE.NXDOMAIN;
+        response.header.rcode = RCODE.NXDOMAIN;
         void send(response);
         return;
       }
       const wantV6 = question.type === Packet.TYPE.AAAA;
       for (const address of addresses) {
         if (isIPv6(address) !== wantV6) continue;
-        response.answers.push({ name: question.name, type: question.type, class: Packet.CLASS.IN, ttl: 5, address });
+        response.answers.push(Packet.createResourceFromQuestion(question, { ttl: 5, address }));
       }
       void send(response);
     },

@@ -1,0 +1,637 @@
+/**
+ * One request through the cache layer (layer.ts), as an explicit state machine (Pingora's
+ * cache phases). A CacheFlow is also the ResponseInterceptor of the exchanges it starts.
+ *
+ *   lookup ──┬─ bypass        not cacheable: unsafe or other methods (§4.4 invalidation on the
+ *            │                way back), a GET with a body, a Range request, no usable key
+ *            ├─ hit           fresh entry served from memory, Age + Cache-Status; a client
+ *            │                conditional is answered 304 when the validator matches (§4.3.2)
+ *            ├─ stale         stale entry served: stale-while-revalidate (one background refresh
+ *            │                per key, revalidate.ts) or the client's max-stale
+ *            ├─ unavailable   only-if-cached and nothing usable: 504 (§5.2.1.7)
+ *            ├─ collapsed ──▶ (the key's leader finished or the wait timed out) lookup again,
+ *            │                never waiting twice: hit / stale / miss / revalidating / unavailable
+ *            ├─ revalidating  stale or no-cache entry: conditional GET (If-None-Match /
+ *            │   │            If-Modified-Since from the entry, §4.3.1)
+ *            │   ├─ revalidated  304 that applies: headers merged (§3.2, never Content-Length),
+ *            │   │               entry re-stored, served from memory
+ *            │   ├─ stale        5xx or no answer, and stale-if-error allows it (RFC 5861 §4)
+ *            │   ├─ unavailable  no answer and must-revalidate / proxy-revalidate / no-cache /
+ *            │   │               s-maxage: 504 (§5.2.2.2), never the stale entry
+ *            │   └─ miss         a full response: handled as a miss (stored if allowed)
+ *            └─ miss          uri-miss / vary-miss: forwarded; the body streams to the client
+ *                             and, when storable, into the entry at the same time (fill.ts)
+ *
+ * Request collapsing (collapse.ts): a GET miss or a revalidation leads the key's flight; other
+ * cacheable requests for the key wait (proxy.cache.collapseTimeout at most) and look up again
+ * when it lands. A key whose answer was not storable is marked for UNCOLLAPSIBLE_MS so that a
+ * busy uncacheable URL is not serialised behind one request at a time (Varnish's hit-for-miss).
+ *
+ * Decisions (beyond policy.ts):
+ *  - A miss for a GET is sent upstream without the client's If-None-Match / If-Modified-Since
+ *    (nginx and Varnish do the same), so a full response comes back to be stored; the client's
+ *    conditional is then evaluated against it here and answered 304 when it matches.
+ *  - A HEAD miss is forwarded as a HEAD and not stored; HEAD is answered from a stored GET, and
+ *    revalidations are always GETs (a full answer can then replace the entry).
+ *  - `Cache-Status: kubeproxy; fwd=uri-miss|vary-miss` (RFC 9211 distinguishes them; `miss` is
+ *    only for caches that cannot). `stored` on a miss is decided when the headers leave: a
+ *    chunked body that turns out larger than maxObjectSize is announced `stored` yet dropped.
+ *  - Requests collapsed into another's fetch report `fwd=<their miss>; collapsed` and count as
+ *    `hit` for metrics: their answer came from the cache, no upstream request was made for them.
+ *  - A failed revalidation of a must-revalidate entry answers 504 with the cause `not_cached`
+ *    (the cache could not answer without the origin), as only-if-cached does.
+ *  - When a leader's client goes away, its upstream exchange is aborted (as for any request) and
+ *    waiting requests go upstream themselves.
+ */
+import type { RequestContext } from '../context.ts';
+import { ProxyError } from '../errors.ts';
+import { log } from '../log.ts';
+import type { InterceptAction, ResponseInterceptor } from '../server/interceptor.ts';
+import { sendError } from '../server/respond.ts';
+import type { UpstreamRequest } from '../upstream/client.ts';
+import { rawHeader } from '../upstream/headers.ts';
+import type { Service } from '../upstream/service.ts';
+import type { Flight, FlightOutcome, WaitOutcome } from './collapse.ts';
+import { requestDirectives, responseDirectives, type RequestDirectives, type ResponseCacheControl } from './directives.ts';
+import { Fill, declaredLength, headerStrings } from './fill.ts';
+import { hasHeader, removeHeaders, type RawHeaders } from './headers.ts';
+import { isPlainRequest, plainDecision } from './hit.ts';
+import { cacheKey, type RequestTarget, type Scheme } from './key.ts';
+import type { CacheLayer, RunExchange } from './layer.ts';
+import {
+  STALE_IF_ERROR_STATUSES,
+  ageHeaderValue,
+  cacheStatus,
+  conditionalRequestHeaders,
+  currentAge,
+  evaluateConditional,
+  evaluateReuse,
+  freshnessLifetime,
+  hasValidators,
+  invalidationTargets,
+  isStorable,
+  mustRevalidate,
+  notModifiedApplies,
+  refreshEntry,
+  selectVariant,
+  storageDeadline,
+  usableOnError,
+  type CacheStatusInfo,
+  type ForwardReason,
+  type PolicyOptions,
+  type ReuseDecision,
+} from './policy.ts';
+import { notModifiedResponseHeaders, writeStored, type ClientHeaderOptions } from './respond.ts';
+import { isPromise, type CacheEntry, type CacheObject, type CacheStore, type MaybePromise } from './store.ts';
+
+/** Not-stored reasons that come from the request, not the resource: they say nothing about the next request. */
+const REQUEST_REASONS: ReadonlySet<string> = new Set(['method', 'request-no-store', 'authorization']);
+
+export type CachePhase =
+  | 'lookup'
+  | 'bypass'
+  | 'collapsed'
+  | 'hit'
+  | 'stale'
+  | 'miss'
+  | 'revalidating'
+  | 'revalidated'
+  | 'unavailable';
+
+/** Every allowed transition; anything else is a bug (logged, see CacheFlow.to). */
+export const TRANSITIONS: Readonly<Record<CachePhase, readonly CachePhase[]>> = {
+  lookup: ['bypass', 'hit', 'stale', 'miss', 'collapsed', 'revalidating', 'unavailable'],
+  collapsed: ['hit', 'stale', 'miss', 'revalidating', 'unavailable'],
+  revalidating: ['revalidated', 'stale', 'miss', 'unavailable'],
+  bypass: [],
+  hit: [],
+  stale: [],
+  miss: [],
+  revalidated: [],
+  unavailable: [],
+};
+
+/** ctx.cacheResult (metrics, access log) for each phase; '' while undecided. */
+const RESULT: Readonly<Record<CachePhase, RequestContext['cacheResult']>> = {
+  lookup: '',
+  bypass: 'bypass',
+  collapsed: 'miss',
+  hit: 'hit',
+  stale: 'stale',
+  miss: 'miss',
+  revalidating: 'miss',
+  revalidated: 'revalidated',
+  unavailable: 'miss',
+};
+
+type BypassReason = 'method' | 'request-body' | 'range' | 'no-key';
+
+/**
+ * What the flow does with an answer it took over: 'refresh' (304 for the entry), 'refetch'
+ * (a 304 for some other representation: ask again unconditionally), 'stale' (5xx, serve
+ * stale-if-error), 'answered' (the client already got a 304; the body only feeds the store).
+ */
+type Taken = 'none' | 'refresh' | 'refetch' | 'stale' | 'answered';
+
+type MustRevalidateDecision = Extract<ReuseDecision, { kind: 'must-revalidate' }>;
+
+/** One request through the cache layer. It is the ResponseInterceptor of its exchanges. */
+export class CacheFlow implements ResponseInterceptor {
+  phase: CachePhase = 'lookup';
+  key = '';
+  private readonly method: string;
+  private readonly reqHeaders: RawHeaders;
+  private directives: RequestDirectives | undefined;
+  /** Cache-Status fwd of the current decision. */
+  private fwd: ForwardReason = 'uri-miss';
+  private detail: string | undefined;
+  /** The fwd this request had when it started waiting for another's fetch. */
+  private waitedFor: ForwardReason | undefined;
+  private flight: Flight | undefined;
+  /** The entry being revalidated. */
+  private entry: CacheEntry | undefined;
+  private decision: MustRevalidateDecision | undefined;
+  private taken: Taken = 'none';
+  private takenStatus = 0;
+  private notModified: string[] | undefined;
+  private fill: Fill | undefined;
+  /** Method sent upstream (a HEAD client's revalidation is a GET). */
+  private sentMethod = '';
+  /** The client's If-None-Match / If-Modified-Since were removed from the forwarded request. */
+  private clientConditional = false;
+  private requestTime = 0;
+  private responseTime = 0;
+
+  constructor(
+    private readonly layer: CacheLayer,
+    private readonly store: CacheStore,
+    private readonly ctx: RequestContext,
+    private readonly service: Service,
+    private readonly via: string | undefined,
+    private readonly upstream: UpstreamRequest,
+    private readonly run: RunExchange,
+  ) {
+    this.method = upstream.method;
+    this.reqHeaders = ctx.req.rawHeaders;
+  }
+
+  start(): void {
+    const method = this.method;
+    if (method !== 'GET' && method !== 'HEAD') return this.bypass('method');
+    // RFC 9110 §9.3.1: content in a GET has no defined semantics; such a request is not cached.
+    if (this.upstream.body !== null) return this.bypass('request-body');
+    // No range support (policy.ts): partial requests go to the origin untouched.
+    if (hasHeader(this.reqHeaders, 'range')) return this.bypass('range');
+    const key = cacheKey(this.service.name, method, this.target());
+    if (key === undefined) return this.bypass('no-key');
+    this.key = key;
+    this.lookup(true, undefined);
+  }
+
+  // ---- decisions ------------------------------------------------------------------------------
+
+  private lookup(mayCollapse: boolean, after: WaitOutcome | undefined): void {
+    let got: MaybePromise<CacheObject | undefined>;
+    try {
+      got = this.store.get(this.key);
+    } catch (err) {
+      log.warn({ err, key: this.key }, 'cache store lookup failed; treating it as a miss');
+      got = undefined;
+    }
+    if (!isPromise(got)) return this.decide(got, mayCollapse, after);
+    got.then(
+      (obj) => this.decide(obj, mayCollapse, after),
+      (err: unknown) => {
+        log.warn({ err, key: this.key }, 'cache store lookup failed; treating it as a miss');
+        this.decide(undefined, false, after);
+      },
+    );
+  }
+
+  private decide(obj: CacheObject | undefined, mayCollapse: boolean, after: WaitOutcome | undefined): void {
+    if (this.ctx.res.destroyed) return; // left while the store or another request was awaited
+    const sel = selectVariant(obj, this.reqHeaders);
+    const policy = this.layer.policy;
+    if (sel.entry !== undefined) {
+      const entry = sel.entry;
+      const now = this.layer.now();
+      if (after === undefined && isPlainRequest(this.reqHeaders)) {
+        // The common case, without parsing anything (hit.ts); the same answer evaluateReuse gives.
+        const fresh = plainDecision(entry, policy, now);
+        if (fresh !== undefined) {
+          this.to('hit');
+          const status = cacheStatus({ hit: true, ttl: fresh.ttl });
+          writeStored(this.ctx, entry, String(Math.floor(fresh.age)), false, this.clientOptions(status), policy);
+          return;
+        }
+      }
+      const d = evaluateReuse(entry, this.method, this.reqHeaders, now, policy);
+      switch (d.kind) {
+        case 'fresh':
+          return this.serve('hit', entry, now, this.hitStatus({ ttl: d.ttl }, after));
+        case 'stale-servable':
+          if (d.revalidate) this.layer.refreshInBackground(this.key, entry, this.ctx, this.service, this.upstream, this.store);
+          return this.serve('stale', entry, now, this.hitStatus({ ttl: d.ttl, detail: d.reason }, after));
+        case 'must-revalidate':
+          // The leader just saw the origin fail: no need to try again to serve stale-if-error.
+          if (after === 'error' && d.useStoredOnError) {
+            return this.serve('stale', entry, now, { fwd: d.fwd, collapsed: true, ttl: d.ttl, detail: 'stale-if-error' });
+          }
+          this.fwd = d.fwd;
+          if (mayCollapse && this.collapsible()) {
+            if (this.join()) return;
+            this.lead();
+          }
+          return this.revalidate(entry, d);
+        case 'unusable':
+          // 'method' cannot happen here (GET/HEAD only); only-if-cached forbids forwarding.
+          return this.unavailable();
+      }
+    }
+    if (this.requestDirectives().onlyIfCached) return this.unavailable();
+    this.fwd = sel.miss;
+    if (mayCollapse && this.collapsible()) {
+      if (this.join()) return;
+      // A HEAD miss is not stored, so it never leads; it may follow a GET's fetch.
+      if (this.method === 'GET') this.lead();
+    }
+    this.fetch();
+  }
+
+  private hitStatus(info: { ttl: number; detail?: string }, after: WaitOutcome | undefined): CacheStatusInfo {
+    // RFC 9211 §2.6: served from another request's forward → fwd + collapsed, not hit.
+    if (after !== undefined) return { fwd: this.waitedFor ?? this.fwd, collapsed: true, ...info };
+    return { hit: true, ...info };
+  }
+
+  private collapsible(): boolean {
+    if (this.layer.collapseTimeout <= 0 || this.layer.isUncollapsible(this.key)) return false;
+    const d = this.requestDirectives();
+    // Such requests want their own answer: waiting for someone else's gains them nothing.
+    return !d.noStore && !d.noCache;
+  }
+
+  private lead(): void {
+    this.flight = this.layer.flights.lead(this.key);
+    const res = this.ctx.res;
+    // A leader whose client leaves before its answer (even while queued for a connection, when
+    // the exchange reports nothing) frees the key for the requests waiting on it.
+    res.once('close', () => {
+      if (!res.writableFinished) this.endFlight('abandoned');
+    });
+  }
+
+  /** Waits for the key's flight when there is one; false when this request must lead. */
+  private join(): boolean {
+    const flight = this.layer.flights.get(this.key);
+    if (flight === undefined) return false;
+    this.to('collapsed');
+    this.waitedFor = this.fwd;
+    const res = this.ctx.res;
+    const cancel = flight.wait(this.layer.collapseTimeout, (outcome) => {
+      res.off('close', cancel);
+      try {
+        this.lookup(false, outcome);
+      } catch (err) {
+        log.error({ err, key: this.key }, 'cache: a collapsed request failed after waiting');
+        sendError(this.ctx, new ProxyError('upstream_protocol', 'internal cache error'));
+      }
+    });
+    res.once('close', cancel);
+    return true;
+  }
+
+  private bypass(reason: BypassReason): void {
+    this.to('bypass');
+    if (reason === 'method') this.fwd = 'method';
+    else {
+      this.fwd = 'bypass';
+      this.detail = reason;
+    }
+    this.sentMethod = this.method;
+    this.run(this.upstream, this);
+  }
+
+  private fetch(): void {
+    this.to('miss');
+    this.sentMethod = this.method;
+    this.requestTime = this.layer.now();
+    this.run(this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream, this);
+  }
+
+  private revalidate(entry: CacheEntry, d: MustRevalidateDecision): void {
+    this.to('revalidating');
+    this.entry = entry;
+    this.decision = d;
+    this.sentMethod = 'GET';
+    const base = this.withoutClientConditionals(this.upstream.headers).headers;
+    const headers = d.conditional ? conditionalRequestHeaders(base, entry) : base;
+    this.requestTime = this.layer.now();
+    this.run({ method: 'GET', path: this.upstream.path, headers, body: null }, this);
+  }
+
+  /** Nothing usable and forwarding is forbidden (only-if-cached): RFC 9111 §5.2.1.7. */
+  private unavailable(): void {
+    this.to('unavailable');
+    const status = cacheStatus({ detail: 'only-if-cached' });
+    this.ctx.cacheStatus = status;
+    sendError(this.ctx, new ProxyError('not_cached', 'only-if-cached: no stored response can answer this request'), ['cache-status', status]);
+  }
+
+  private serve(phase: CachePhase, entry: CacheEntry, now: number, info: CacheStatusInfo): void {
+    this.to(phase);
+    const notModified = evaluateConditional(this.method, this.reqHeaders, entry) === 304;
+    writeStored(this.ctx, entry, ageHeaderValue(entry, now), notModified, this.clientOptions(cacheStatus(info)), this.layer.policy);
+  }
+
+  // ---- the exchange's answer (ResponseInterceptor) -------------------------------------------
+
+  onResponse(status: number, _statusText: string, raw: readonly Buffer[], headers: string[]): InterceptAction {
+    if (this.phase === 'bypass') {
+      // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the target URI and
+      // same-origin Location / Content-Location (invalidationTargets returns none otherwise).
+      if (this.fwd === 'method' && status < 400) this.invalidate(status, headerStrings(raw));
+      this.appendStatus(headers, { fwd: this.fwd, detail: this.detail });
+      return 'forward';
+    }
+    const received = headerStrings(raw);
+    this.responseTime = this.layer.now();
+    if (this.phase === 'revalidating') {
+      const entry = this.entry!;
+      if (status === 304) {
+        this.taken = notModifiedApplies(entry.headers, received) ? 'refresh' : 'refetch';
+        this.notModified = received;
+        return 'take';
+      }
+      if (STALE_IF_ERROR_STATUSES.has(status) && usableOnError(entry, this.reqHeaders, this.responseTime, this.layer.policy)) {
+        this.taken = 'stale';
+        this.takenStatus = status;
+        return 'take';
+      }
+      // §4.3.3: a full response replaces the stored one (when it may be stored).
+      this.to('miss');
+    }
+    return this.onFullResponse(status, received, headers);
+  }
+
+  private onFullResponse(status: number, received: string[], headers: string[]): InterceptAction {
+    const layer = this.layer;
+    let detail: string | undefined;
+    if (this.sentMethod !== 'GET') {
+      detail = 'method';
+    } else {
+      const s = isStorable('GET', this.reqHeaders, status, received, layer.policy);
+      const length = declaredLength(received);
+      if (!s.storable) detail = s.reason;
+      else if (length !== undefined && length > layer.maxObjectSize) detail = 'too-large';
+      else if (!worthStoring(status, received, this.requestTime, this.responseTime, layer.policy, s.directives)) detail = 'zero-ttl';
+      else {
+        this.fill = new Fill(layer.maxObjectSize, {
+          key: this.key,
+          requestHeaders: this.reqHeaders,
+          status,
+          // The id of the request that filled the entry means nothing to later ones.
+          responseHeaders: removeHeaders(received, ['x-request-id']),
+          requestTime: this.requestTime,
+          responseTime: this.responseTime,
+          directives: s.directives,
+        });
+      }
+    }
+    if (this.fill === undefined) {
+      // Waiting requests go upstream now rather than after the body. The key is marked only when
+      // the response itself is the reason (not this request's method or headers), and never for
+      // a failing instance: collapsing is what protects it.
+      if (status < 500 && detail !== undefined && !REQUEST_REASONS.has(detail)) layer.markUncollapsible(this.key);
+      this.endFlight(status >= 500 ? 'error' : 'uncacheable');
+    } else {
+      layer.clearUncollapsible(this.key);
+    }
+    const info: CacheStatusInfo = { fwd: this.fwd, stored: this.fill !== undefined, detail };
+    if (
+      this.clientConditional &&
+      status === 200 &&
+      evaluateConditional(this.method, this.reqHeaders, { status, headers: received, requestTime: this.requestTime, responseTime: this.responseTime }) === 304
+    ) {
+      // The client's own validator matches the fresh answer: it gets a 304, the body only feeds the store.
+      const value = cacheStatus({ ...info, fwdStatus: 200 });
+      const ctx = this.ctx;
+      ctx.cacheStatus = value;
+      ctx.status = 304;
+      if (!ctx.res.headersSent && !ctx.res.destroyed) {
+        ctx.res.writeHead(304, notModifiedResponseHeaders(received, undefined, this.clientOptions(value), layer.policy));
+        ctx.res.end();
+      }
+      this.taken = 'answered';
+      return 'take';
+    }
+    this.appendStatus(headers, info);
+    return 'forward';
+  }
+
+  onData(chunk: Buffer): void {
+    const fill = this.fill;
+    if (fill !== undefined && !fill.add(chunk)) {
+      // Over maxObjectSize: the copy is gone, the response keeps streaming.
+      this.fill = undefined;
+      this.layer.markUncollapsible(this.key);
+      this.endFlight('uncacheable');
+    }
+  }
+
+  onEnd(): void {
+    switch (this.taken) {
+      case 'refresh':
+        return this.refreshed();
+      case 'refetch':
+        return this.refetch();
+      case 'stale':
+        return this.staleOnError(this.takenStatus);
+      default:
+        return this.storeFill();
+    }
+  }
+
+  onError(err: ProxyError, extraHeaders: string[]): boolean {
+    this.fill = undefined; // a cut body is never stored
+    const ctx = this.ctx;
+    if (err.kind === 'client_abort' || ctx.res.destroyed) {
+      this.endFlight('abandoned');
+      return true;
+    }
+    if (this.taken === 'answered') {
+      this.endFlight('error');
+      return true; // the client already has its 304
+    }
+    if (this.phase === 'revalidating' && !ctx.res.headersSent) {
+      const entry = this.entry!;
+      const policy = this.layer.policy;
+      if (usableOnError(entry, this.reqHeaders, this.layer.now(), policy)) {
+        this.staleOnError(undefined);
+        return true;
+      }
+      if (mustRevalidate(responseDirectives(entry.headers, policy.targetedFields), policy)) {
+        // RFC 9111 §5.2.2.2: "MUST generate an error response rather than reuse the stale response ... SHOULD be 504".
+        this.endFlight('error');
+        this.to('unavailable');
+        const status = cacheStatus({ fwd: this.fwd, detail: 'must-revalidate' });
+        ctx.cacheStatus = status;
+        sendError(
+          ctx,
+          new ProxyError('not_cached', `the stored response must be revalidated and no instance answered (${err.message})`, false, { cause: err }),
+          ['cache-status', status],
+        );
+        return true;
+      }
+    }
+    this.endFlight('error');
+    if (!ctx.res.headersSent) {
+      const status = cacheStatus({ fwd: this.fwd, detail: this.detail });
+      ctx.cacheStatus = status;
+      extraHeaders.push('cache-status', status);
+    }
+    return false;
+  }
+
+  // ---- endings ----------------------------------------------------------------------------------
+
+  /** A 304 applied to the entry (RFC 9111 §4.3.4): merge, store, serve. */
+  private refreshed(): void {
+    const policy = this.layer.policy;
+    const d = this.decision!;
+    const r = refreshEntry(
+      this.entry!,
+      this.notModified!,
+      { requestHeaders: this.reqHeaders, requestTime: this.requestTime, responseTime: this.responseTime },
+      policy,
+    );
+    const stored = r.storable.storable;
+    // §5.2.2.5: a 304 that made the response unstorable (no-store, private...) removes it.
+    this.settle(stored ? this.store.put(this.key, r.entry) : this.store.delete(this.key), 'stored');
+    const now = this.layer.now();
+    const ttl = freshnessLifetime(r.entry.status, r.entry.headers, r.entry.responseTime, policy) - currentAge(r.entry, now);
+    this.serve('revalidated', r.entry, now, { fwd: d.fwd, fwdStatus: 304, ttl, stored });
+  }
+
+  /** The 304 matched another representation than the entry: ask for the full response. */
+  private refetch(): void {
+    this.to('miss');
+    this.requestTime = this.layer.now();
+    this.run({ method: 'GET', path: this.upstream.path, headers: this.withoutClientConditionals(this.upstream.headers).headers, body: null }, this);
+  }
+
+  /** RFC 5861 §4: the instance failed (`status`, or no answer) and the entry may stand in. */
+  private staleOnError(status: number | undefined): void {
+    this.endFlight('error');
+    const entry = this.entry!;
+    const now = this.layer.now();
+    const ttl = freshnessLifetime(entry.status, entry.headers, entry.responseTime, this.layer.policy) - currentAge(entry, now);
+    this.serve('stale', entry, now, { fwd: this.fwd, fwdStatus: status, ttl, detail: 'stale-if-error' });
+  }
+
+  private storeFill(): void {
+    const fill = this.fill;
+    this.fill = undefined;
+    const entry = fill?.entry(this.layer.policy);
+    if (entry === undefined) return this.endFlight('uncacheable');
+    let put: MaybePromise<boolean>;
+    try {
+      put = this.store.put(this.key, entry);
+    } catch (err) {
+      log.warn({ err, key: this.key }, 'cache store refused an entry');
+      return this.endFlight('error');
+    }
+    this.settle(put, 'stored');
+  }
+
+  /** Ends the flight once a store write settled (at once for the memory store). */
+  private settle(write: MaybePromise<unknown>, outcome: FlightOutcome): void {
+    if (!isPromise(write)) return this.endFlight(outcome);
+    write.then(
+      () => this.endFlight(outcome),
+      (err: unknown) => {
+        log.warn({ err, key: this.key }, 'cache store write failed');
+        this.endFlight('error');
+      },
+    );
+  }
+
+  private endFlight(outcome: FlightOutcome): void {
+    const flight = this.flight;
+    if (flight === undefined) return;
+    this.flight = undefined;
+    flight.done(outcome);
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  private to(next: CachePhase): void {
+    if (!TRANSITIONS[this.phase].includes(next)) {
+      log.error({ from: this.phase, to: next, key: this.key }, 'cache: unexpected state transition');
+    }
+    this.phase = next;
+    const result = RESULT[next];
+    if (result !== '') this.ctx.cacheResult = result;
+  }
+
+  private requestDirectives(): RequestDirectives {
+    return (this.directives ??= requestDirectives(this.reqHeaders));
+  }
+
+  private target(): RequestTarget {
+    const req = this.ctx.req;
+    return { scheme: requestScheme(this.upstream.headers), authority: req.headers.host ?? '', target: req.url ?? '/' };
+  }
+
+  /** The forwarded request without the client's validators (see the header). */
+  private withoutClientConditionals(headers: string[]): UpstreamRequest {
+    if (!hasHeader(headers, 'if-none-match') && !hasHeader(headers, 'if-modified-since')) return { ...this.upstream, headers };
+    this.clientConditional = true;
+    return { ...this.upstream, headers: removeHeaders(headers, ['if-none-match', 'if-modified-since']) };
+  }
+
+  private invalidate(status: number, received: string[]): void {
+    const store = this.store;
+    for (const t of invalidationTargets(this.method, status, this.target(), received)) {
+      const key = cacheKey(this.service.name, 'GET', t);
+      if (key === undefined) continue;
+      const done = store.delete(key);
+      if (isPromise(done)) done.catch((err: unknown) => log.warn({ err, key }, 'cache invalidation failed'));
+    }
+  }
+
+  private appendStatus(headers: string[], info: CacheStatusInfo): void {
+    const value = cacheStatus(info);
+    this.ctx.cacheStatus = value;
+    headers.push('Cache-Status', value);
+  }
+
+  private clientOptions(status: string): ClientHeaderOptions {
+    return { via: this.via, requestId: this.ctx.id, cacheStatus: status, draining: this.layer.host.draining };
+  }
+}
+
+/**
+ * Whether storing can ever pay off: an entry that is stale on arrival, has no validators and no
+ * RFC 5861 window would be dropped at the next lookup (e.g. a 200 without any caching header).
+ */
+function worthStoring(
+  status: number,
+  headers: RawHeaders,
+  requestTime: number,
+  responseTime: number,
+  policy: PolicyOptions,
+  directives: ResponseCacheControl,
+): boolean {
+  if (hasValidators(headers)) return true;
+  // Without explicit freshness, a validator or Last-Modified (heuristics) the lifetime is 0:
+  // decided without parsing any date, which is what most uncacheable traffic looks like.
+  if (directives.source === undefined && !hasHeader(headers, 'expires')) return false;
+  return storageDeadline({ status, headers, requestTime, responseTime }, policy) > responseTime;
+}
+
+/** The scheme for keys: X-Forwarded-Proto as the pipeline forwards it (the client's only from trusted peers). */
+function requestScheme(upstreamHeaders: readonly string[]): Scheme {
+  const proto = rawHeader(upstreamHeaders, 'x-forwarded-proto');
+  return proto !== undefined && /^\s*https\s*(,|$)/i.test(proto) ? 'https' : 'http';
+}

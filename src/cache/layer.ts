@@ -1,0 +1,198 @@
+/**
+ * The cache layer: the orchestration between the RFC 9111 decisions (policy.ts), the storage
+ * (store.ts) and the proxy's Exchange. One `CacheLayer` per Runtime, holding the store, the
+ * policy options, the flights of request collapsing and the purge operations; one `CacheFlow`
+ * (flow.ts, the per-request state machine: bypass, hit, stale, miss, collapsed, revalidating,
+ * revalidated, unavailable) per request that reaches it.
+ *
+ * The seam with the pipeline: `handle()` is the pipeline's only call into the cache. The layer
+ * decides; when it needs the origin it calls the `run` function the pipeline gives it, which
+ * starts an ordinary Exchange (instance pick, retries, retry budget, limits, passive health)
+ * with the flow as its ResponseInterceptor (server/interceptor.ts): the interceptor sees the
+ * final answer and streams it to the client and into the entry (a tee), or takes it over (a 304
+ * that refreshes the entry, a 5xx replaced by stale-if-error), or answers a failure itself.
+ * Background revalidations (stale-while-revalidate) have no client and run on BackgroundExchange
+ * (background.ts), a small exchange on forward() that keeps the health and load accounting.
+ *
+ * A reload keeps the store unless maxSize or maxObjectSize changed (then it starts empty) or the
+ * cache was turned off (memory freed); entries of services removed or opted out (`cache: false`)
+ * are purged at once.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Config } from '../config/schema.ts';
+import type { RequestContext } from '../context.ts';
+import { log } from '../log.ts';
+import type { ResponseInterceptor } from '../server/interceptor.ts';
+import type { UpstreamRequest } from '../upstream/client.ts';
+import type { Service } from '../upstream/service.ts';
+import { BackgroundExchange, type AttemptObserver } from './background.ts';
+import { Collapser } from './collapse.ts';
+import { CacheFlow } from './flow.ts';
+import { removeHeaders } from './headers.ts';
+import { cacheKey, normalizeAuthority, servicePrefix, splitAbsoluteTarget } from './key.ts';
+import { MemoryStore } from './memory-store.ts';
+import { conditionalRequestHeaders, type PolicyOptions } from './policy.ts';
+import { BackgroundRefresh } from './revalidate.ts';
+import { isPromise, type CacheEntry, type CacheStats, type CacheStore, type MaybePromise } from './store.ts';
+
+export { TRANSITIONS, type CachePhase } from './flow.ts';
+
+export type CacheConfig = Config['proxy']['cache'];
+
+/** What the layer needs of the running proxy (Runtime). */
+export interface CacheHost extends AttemptObserver {
+  readonly draining: boolean;
+}
+
+/** Starts an Exchange for the request being handled, with `interceptor` on its answer. */
+export type RunExchange = (request: UpstreamRequest, interceptor?: ResponseInterceptor) => void;
+
+/** How long a key whose answer could not be stored skips collapsing. */
+export const UNCOLLAPSIBLE_MS = 30_000;
+
+/** The balancer key of a request, as the Exchange computes it (consistent hashing). */
+function hashKeyOf(service: Service, ctx: RequestContext): string | undefined {
+  const source = service.hashKey;
+  if (source === undefined) return undefined;
+  if (source.kind === 'client-ip') return ctx.clientIp;
+  if (source.kind === 'path') return ctx.path;
+  const v = ctx.req.headers[source.name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+// ---------------------------------------------------------------------------
+// The layer
+// ---------------------------------------------------------------------------
+
+export class CacheLayer {
+  /** undefined while the cache is off (proxy.cache.enabled false, or a size of 0). */
+  store: CacheStore | undefined;
+  policy: PolicyOptions = {};
+  maxObjectSize = 0;
+  /** ms; 0 turns collapsing off. */
+  collapseTimeout = 0;
+  readonly flights = new Collapser();
+  /** The cache's clock (epoch ms). Tests replace it to let time pass without waiting. */
+  now: () => number = Date.now;
+  private readonly uncollapsible = new LRUCache<string, true>({ max: 10_000, ttl: UNCOLLAPSIBLE_MS });
+  private storeLimits = '';
+  private cachedServices = new Set<string>();
+  /** Evictions of stores replaced by a reload, so `stats().evictions` never goes back. */
+  private evictionsBefore = 0;
+
+  constructor(
+    readonly host: CacheHost,
+    config: CacheConfig,
+    services: Iterable<Service>,
+  ) {
+    this.reload(config, services);
+  }
+
+  /** Applies a new config: see the header for what survives. */
+  reload(config: CacheConfig, services: Iterable<Service>): void {
+    this.policy = { targetedFields: config.targetedFields, maxHeuristicLifetime: Math.floor(config.heuristicMax / 1000) };
+    this.maxObjectSize = Math.min(config.maxObjectSize, config.maxSize);
+    this.collapseTimeout = config.collapseTimeout;
+    const usable = config.enabled && config.maxSize > 0 && config.maxObjectSize > 0;
+    const limits = usable ? `${config.maxSize}/${config.maxObjectSize}` : '';
+    if (limits !== this.storeLimits || (usable && this.store === undefined)) {
+      if (this.store !== undefined) {
+        const old = this.store.stats();
+        if (!isPromise(old)) this.evictionsBefore += old.evictions;
+      }
+      this.store = usable ? new MemoryStore({ maxSize: config.maxSize, maxObjectSize: config.maxObjectSize, now: () => this.now() }) : undefined;
+      this.storeLimits = limits;
+    }
+    const cached = new Set<string>();
+    for (const s of services) if (s.cacheEnabled) cached.add(s.name);
+    if (this.store !== undefined) {
+      for (const name of this.cachedServices) {
+        if (cached.has(name)) continue;
+        this.purgeService(name).catch((err: unknown) => log.warn({ err, service: name }, 'cache: purging a service that left the cache failed'));
+      }
+    }
+    this.cachedServices = cached;
+  }
+
+  /**
+   * Handles a routed request of a service whose cache is on: answers from storage, or runs the
+   * exchange through a CacheFlow. The pipeline's only call into the cache.
+   */
+  handle(ctx: RequestContext, service: Service, via: string | undefined, upstream: UpstreamRequest, run: RunExchange): void {
+    const store = this.store;
+    if (store === undefined) return run(upstream);
+    new CacheFlow(this, store, ctx, service, via, upstream, run).start();
+  }
+
+  /** Starts the one background revalidation of `key`, unless a fetch for it is in the air. */
+  refreshInBackground(key: string, entry: CacheEntry, ctx: RequestContext, service: Service, upstream: UpstreamRequest, store: CacheStore): void {
+    if (this.flights.get(key) !== undefined) return;
+    const flight = this.flights.lead(key);
+    const base = removeHeaders(upstream.headers, ['if-none-match', 'if-modified-since']);
+    const request: UpstreamRequest = { method: 'GET', path: upstream.path, headers: conditionalRequestHeaders(base, entry), body: null };
+    const sink = new BackgroundRefresh({
+      store,
+      key,
+      entry,
+      requestHeaders: ctx.req.rawHeaders,
+      requestTime: this.now(),
+      policy: this.policy,
+      maxObjectSize: this.maxObjectSize,
+      now: this.now,
+      flight,
+    });
+    new BackgroundExchange(this.host, service, request, sink, hashKeyOf(service, ctx)).start();
+  }
+
+  isUncollapsible(key: string): boolean {
+    return this.uncollapsible.has(key);
+  }
+
+  markUncollapsible(key: string): void {
+    if (this.collapseTimeout > 0) this.uncollapsible.set(key, true);
+  }
+
+  clearUncollapsible(key: string): void {
+    if (this.uncollapsible.size > 0) this.uncollapsible.delete(key);
+  }
+
+  /** Size, entries and evictions of the store (zeros while the cache is off). */
+  stats(): MaybePromise<CacheStats> {
+    const store = this.store;
+    const before = this.evictionsBefore;
+    if (store === undefined) return { entries: 0, keys: 0, bytes: 0, evictions: before };
+    const s = store.stats();
+    const add = (v: CacheStats): CacheStats => (before === 0 ? v : { ...v, evictions: v.evictions + before });
+    return isPromise(s) ? s.then(add) : add(s);
+  }
+
+  /** Removes every entry of `service`; returns the number of variants removed. */
+  async purgeService(service: string): Promise<number> {
+    const store = this.store;
+    if (store === undefined) return 0;
+    return store.deleteByPrefix(servicePrefix(service));
+  }
+
+  /**
+   * Removes every variant stored for `url` (absolute http(s) URL, path and query as the clients
+   * send them) under `service`, for both schemes: whether a request counted as https depends on
+   * the X-Forwarded-Proto of a trusted peer, which a purge cannot know.
+   */
+  async purgeUrl(service: string, url: string): Promise<number> {
+    const store = this.store;
+    const parts = splitAbsoluteTarget(url);
+    if (store === undefined || parts === undefined) return 0;
+    // Default port dropped for the URL's own scheme first: https://h:443/ is http://h/ behind TLS termination.
+    const authority = normalizeAuthority(parts.authority, parts.scheme);
+    if (authority === undefined) return 0;
+    let removed = 0;
+    for (const scheme of ['http', 'https'] as const) {
+      const key = cacheKey(service, 'GET', { scheme, authority, target: parts.pathAndQuery });
+      if (key === undefined) continue;
+      const obj = await store.get(key);
+      if (obj !== undefined) removed += obj.variants.length;
+      await store.delete(key);
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Writing a stored response to the client: a full response (hit, stale, revalidated) or a 304
+ * generated from it when the client's own conditional matched (RFC 9111 §4.3.2).
+ *
+ * Headers are the stored ones, with Age set to the current age (RFC 9111 §4: "MUST generate an
+ * Age header field ... replacing any present"), Date kept as the origin sent it, Content-Length
+ * added when the origin streamed without one (the cache has the whole body), then the same
+ * client-side rewriting a forwarded response gets (Via appended to any stored Via, this
+ * request's X-Request-Id) and our Cache-Status member last (RFC 9211 §2: members are appended
+ * by each cache that handled the response, origin side first). All but Age, X-Request-Id and
+ * Cache-Status is computed once per entry (entries are immutable).
+ */
+import type { RequestContext } from '../context.ts';
+import { clientResponseHeaders } from '../upstream/headers.ts';
+import type { RawHeaders } from './headers.ts';
+import { notModifiedHeaders, type PolicyOptions } from './policy.ts';
+import type { CacheEntry } from './store.ts';
+
+export interface ClientHeaderOptions {
+  /** `1.1 kubeproxy`, or undefined when Via is off. */
+  readonly via: string | undefined;
+  readonly requestId: string;
+  /** Our Cache-Status member. */
+  readonly cacheStatus: string;
+  /** Shutting down: `Connection: close`, as forwarded responses get. */
+  readonly draining: boolean;
+}
+
+/** RFC 9110 §6.4.1: these never carry content. */
+function bodyless(status: number): boolean {
+  return status === 204 || status === 304 || status < 200;
+}
+
+interface BaseHeaders {
+  readonly via: string | undefined;
+  readonly headers: readonly string[];
+}
+
+/** Per entry (immutable): the stored headers made client-ready, all but Age, X-Request-Id and Cache-Status. */
+const bases = new WeakMap<CacheEntry, BaseHeaders>();
+
+function baseHeaders(entry: CacheEntry, via: string | undefined): readonly string[] {
+  let base = bases.get(entry);
+  if (base === undefined || base.via !== via) {
+    // Hop-by-hop fields were never stored (policy.ts storableHeaders); Age and the id are per response.
+    const out: string[] = [];
+    const raw = entry.headers;
+    let upstreamVia: string | undefined;
+    let length = false;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!;
+      const lower = name.toLowerCase();
+      if (lower === 'age' || lower === 'x-request-id') continue;
+      if (lower === 'via') {
+        upstreamVia = upstreamVia === undefined ? raw[i + 1]! : `${upstreamVia}, ${raw[i + 1]!}`;
+        continue;
+      }
+      if (lower === 'content-length') length = true;
+      out.push(name, raw[i + 1]!);
+    }
+    // The origin may have streamed without a length; the cache has the whole body.
+    if (!length && !bodyless(entry.status)) out.push('Content-Length', String(entry.bodySize));
+    if (via !== undefined) out.push('Via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
+    else if (upstreamVia !== undefined) out.push('Via', upstreamVia);
+    base = { via, headers: out };
+    bases.set(entry, base);
+  }
+  return base.headers;
+}
+
+/** The head of a full response served from `entry`, `age` being the Age value (whole seconds). */
+export function storedResponseHeaders(entry: CacheEntry, age: string, o: ClientHeaderOptions): string[] {
+  const headers = baseHeaders(entry, o.via).slice();
+  headers.push('Age', age, 'X-Request-Id', o.requestId);
+  return finish(headers, o);
+}
+
+/**
+ * The head of a 304 answering a client's conditional from `stored` (RFC 9110 §15.4.5); `age`
+ * is the Age value, or undefined for a response that just came from the origin.
+ */
+export function notModifiedResponseHeaders(stored: RawHeaders, age: string | undefined, o: ClientHeaderOptions, policy: PolicyOptions): string[] {
+  let headers = notModifiedHeaders(stored, policy);
+  if (age !== undefined) headers.push('Age', age);
+  headers = clientResponseHeaders(headers, o.via, o.requestId);
+  return finish(headers, o);
+}
+
+function finish(headers: string[], o: ClientHeaderOptions): string[] {
+  headers.push('Cache-Status', o.cacheStatus);
+  if (o.draining) headers.push('connection', 'close');
+  return headers;
+}
+
+/**
+ * Answers the client from `entry`: a 304 when `notModified`, else the stored status, headers
+ * and body (none for HEAD). `age` is the Age value. Does nothing when the client is gone or the
+ * head was already sent.
+ */
+export function writeStored(
+  ctx: RequestContext,
+  entry: CacheEntry,
+  age: string,
+  notModified: boolean,
+  o: ClientHeaderOptions,
+  policy: PolicyOptions,
+): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) return;
+  ctx.cacheStatus = o.cacheStatus;
+  if (notModified) {
+    ctx.status = 304;
+    res.writeHead(304, notModifiedResponseHeaders(entry.headers, age, o, policy));
+    res.end();
+    return;
+  }
+  ctx.status = entry.status;
+  try {
+    res.writeHead(entry.status, storedResponseHeaders(entry, age, o));
+  } catch (err) {
+    // A stored field Node refuses to send (it accepted it from the instance): nothing was written.
+    ctx.errorCause = 'upstream_protocol';
+    ctx.errorMessage = `stored response cannot be sent: ${(err as Error).message}`;
+    res.destroy();
+    return;
+  }
+  if (ctx.req.method === 'HEAD' || bodyless(entry.status)) {
+    res.end();
+    return;
+  }
+  ctx.bytesOut = entry.bodySize;
+  const body = entry.body;
+  if (body.length === 1) {
+    res.end(body[0]);
+    return;
+  }
+  // The chunks are shared, immutable Buffers: queueing them all copies nothing. end() uncorks.
+  res.cork();
+  for (const chunk of body) res.write(chunk);
+  res.end();
+}

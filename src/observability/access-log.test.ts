@@ -1,0 +1,83 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RequestContext } from '../context.ts';
+import { formatAccessLogLine, parseTraceparent, pathOnly } from './access-log.ts';
+
+describe('parseTraceparent (W3C Trace Context §3.2)', () => {
+  it('reads the trace id and the caller span id of a version-00 header', () => {
+    assert.deepEqual(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), {
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      parentId: '00f067aa0ba902b7',
+    });
+  });
+  it('accepts surrounding whitespace and fields appended by a later version', () => {
+    assert.equal(parseTraceparent(' 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ')?.parentId, '00f067aa0ba902b7');
+    assert.equal(parseTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra')?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+  it('refuses invalid values', () => {
+    for (const bad of [
+      '',
+      'garbage',
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01', // all-zero trace id
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01', // all-zero parent id
+      'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', // forbidden version
+      '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', // upper case
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra', // version 00 has exactly 4 fields
+      '00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01', // short trace id
+    ]) {
+      assert.equal(parseTraceparent(bad), undefined, bad);
+    }
+  });
+});
+
+describe('pathOnly', () => {
+  it('drops the query and bounds the length', () => {
+    assert.equal(pathOnly('/a/b?token=secret'), '/a/b');
+    assert.equal(pathOnly('/a/b'), '/a/b');
+    assert.equal(pathOnly('?x'), '');
+    assert.equal(pathOnly(`/${'x'.repeat(5000)}`).length, 2048);
+  });
+});
+
+describe('formatAccessLogLine', () => {
+  const make = (url: string, headers: Record<string, string>) => {
+    const req = { method: 'GET', url, headers } as unknown as IncomingMessage;
+    const ctx = new RequestContext(req, {} as ServerResponse, 'id-1', '10.0.0.1');
+    ctx.host = 'a.test';
+    return ctx;
+  };
+
+  it('is one valid JSON line in pino format, with absent values left out', () => {
+    const ctx = make('/x?q=1', {});
+    const text = formatAccessLogLine(ctx, 421, ctx.start + 1.23456, 40, 1_700_000_000_000);
+    assert.ok(text.endsWith('}\n') && !text.slice(0, -1).includes('\n'));
+    assert.deepEqual(JSON.parse(text), {
+      level: 40,
+      time: 1_700_000_000_000,
+      name: 'kubeproxy.access',
+      requestId: 'id-1',
+      method: 'GET',
+      host: 'a.test',
+      path: '/x',
+      status: 421,
+      durationMs: 1.235,
+      bytesIn: 0,
+      bytesOut: 0,
+      retries: 0,
+      clientIp: '10.0.0.1',
+    });
+  });
+
+  it('escapes quotes, backslashes and control characters in every string', () => {
+    const nasty = 'a"b\\c\n{"level":60}\u0000\u001f\u007f é';
+    const ctx = make('/p"q\\r', { 'user-agent': nasty });
+    ctx.errorCause = 'bad_request';
+    ctx.errorMessage = `invalid Host header "${nasty}"`;
+    const line = JSON.parse(formatAccessLogLine(ctx, 400, ctx.start, 40, 0)) as Record<string, unknown>;
+    assert.equal(line.userAgent, nasty);
+    assert.equal(line.path, '/p"q\\r');
+    assert.equal(line.errorMessage, `invalid Host header "${nasty}"`);
+    assert.equal(line.level, 40);
+  });
+});

@@ -1,0 +1,283 @@
+/**
+ * The Dockerfile, checked without a Docker engine: its structure (stages, user, entrypoint,
+ * copies) statically, and the runtime stage's file layout for real: the sources compiled by the
+ * build stage's command, laid out as the image lays them out, started through bin/kubeproxy,
+ * then stopped with SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { validateConfig } from '../src/config/load.ts';
+import { ROOT, readText, readYaml, runCli, runCommand, tempFile } from './helpers/deploy.ts';
+import { request } from './helpers/http.ts';
+import { deadPort, namedOrigin } from './helpers/origin.ts';
+
+interface Instruction {
+  cmd: string;
+  args: string;
+  line: number;
+}
+
+interface Stage {
+  image: string;
+  name: string | undefined;
+  instructions: Instruction[];
+}
+
+/** Instructions with continuation lines joined and comments dropped (Dockerfile reference, "Format"). */
+function parseDockerfile(text: string): { globalArgs: Map<string, string>; stages: Stage[] } {
+  const instructions: Instruction[] = [];
+  let current: Instruction | undefined;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line.startsWith('#')) return;
+    if (current) current.args += ` ${line.replace(/\\$/, '').trim()}`;
+    else if (line !== '') {
+      const [cmd, ...rest] = line.replace(/\\$/, '').split(/\s+/);
+      current = { cmd: cmd!.toUpperCase(), args: rest.join(' '), line: i + 1 };
+    }
+    if (current && !line.endsWith('\\')) {
+      current.args = current.args.trim();
+      instructions.push(current);
+      current = undefined;
+    }
+  });
+  const globalArgs = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const ins of instructions) {
+    if (ins.cmd === 'FROM') {
+      const [image, as, name] = ins.args.split(/\s+/);
+      const resolved = image!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => globalArgs.get((a ?? b)!) ?? '');
+      const base = stages.find((s) => s.name === resolved);
+      stages.push({ image: base ? base.image : resolved, name: as?.toUpperCase() === 'AS' ? name : undefined, instructions: [] });
+    } else if (stages.length === 0 && ins.cmd === 'ARG') {
+      const [k, v] = ins.args.split('=');
+      globalArgs.set(k!, v ?? '');
+    } else {
+      stages.at(-1)?.instructions.push(ins);
+    }
+  }
+  return { globalArgs, stages };
+}
+
+const dockerfile = parseDockerfile(readText('Dockerfile'));
+const final = dockerfile.stages.at(-1)!;
+const pkg = JSON.parse(readText('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
+
+function all(stage: Stage, cmd: string): Instruction[] {
+  return stage.instructions.filter((i) => i.cmd === cmd);
+}
+
+function execForm(ins: Instruction | undefined): string[] {
+  assert.ok(ins, 'instruction present');
+  const parsed = JSON.parse(ins.args) as unknown;
+  assert.ok(Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'), `${ins.cmd} is in exec form (a JSON array), not shell form`);
+  return parsed as string[];
+}
+
+/** `COPY [--from=x] [--chown=…] src… dest` → { from, sources, dest }. */
+function copies(stage: Stage): Array<{ from: string | undefined; sources: string[]; dest: string }> {
+  return all(stage, 'COPY').map((c) => {
+    const words = c.args.split(/\s+/);
+    const from = words.find((w) => w.startsWith('--from='))?.slice(7);
+    const paths = words.filter((w) => !w.startsWith('--'));
+    return { from, sources: paths.slice(0, -1), dest: paths.at(-1)! };
+  });
+}
+
+/** .dockerignore patterns (Go filepath.Match plus `**`), matched against a path and its parents. */
+function ignoredByDockerignore(path: string): boolean {
+  const patterns = readText('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const toRegex = (p: string) =>
+    new RegExp(
+      `^${p
+        .replace(/^\//, '')
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\/?/g, '\u0000')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')
+        .replace(/\u0000/g, '(.*/)?')}$`,
+    );
+  const parts = path.split('/');
+  const candidates = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
+  let ignored = false;
+  for (const p of patterns) {
+    const negate = p.startsWith('!');
+    const re = toRegex(negate ? p.slice(1) : p);
+    if (candidates.some((c) => re.test(c))) ignored = !negate;
+  }
+  return ignored;
+}
+
+describe('Dockerfile', () => {
+  it('is multi-stage and the runtime stage is Node 24 LTS slim', () => {
+    assert.ok(dockerfile.stages.length >= 2, 'at least a build and a runtime stage');
+    assert.match(final.image, /^node:24(\.\d+)*-([a-z]+-)?slim(@sha256:[0-9a-f]{64})?$/);
+  });
+
+  it('a build stage installs the dev dependencies and compiles TypeScript; the runtime stage takes only dist/ from it', () => {
+    const build = dockerfile.stages.find((s) => all(s, 'RUN').some((r) => /\bnpm run build\b/.test(r.args)));
+    assert.ok(build?.name, 'a named stage runs `npm run build`');
+    assert.match(pkg.scripts.build ?? '', /\btsc\b/);
+    const installs = all(build, 'RUN').filter((r) => /\bnpm ci\b/.test(r.args));
+    assert.ok(installs.length > 0 && installs.every((r) => !/--omit=dev|--production/.test(r.args)), 'dev dependencies installed to compile');
+    const fromBuild = copies(final).filter((c) => c.from === build.name);
+    assert.deepEqual(
+      fromBuild.flatMap((c) => c.sources),
+      ['/app/dist'],
+    );
+  });
+
+  it('the runtime stage gets production dependencies only (npm ci --omit=dev)', () => {
+    const modules = copies(final).find((c) => c.sources.some((s) => s.endsWith('node_modules')));
+    assert.ok(modules?.from, 'node_modules comes from another stage');
+    const deps = dockerfile.stages.find((s) => s.name === modules.from)!;
+    const ci = all(deps, 'RUN').find((r) => /\bnpm ci\b/.test(r.args));
+    assert.match(ci?.args ?? '', /--omit=dev/);
+    assert.match(ci?.args ?? '', /--ignore-scripts/, '`prepare` would run tsc, which is a dev dependency');
+    assert.ok(!all(final, 'RUN').some((r) => /\bnpm (ci|install|i)\b/.test(r.args)), 'no install in the runtime stage');
+  });
+
+  it('runs as a numeric non-root user, the one the chart asks for', () => {
+    const user = all(final, 'USER').at(-1)?.args ?? '';
+    const [uid, gid] = user.split(':');
+    assert.match(uid ?? '', /^\d+$/, 'numeric, so Kubernetes can check runAsNonRoot');
+    assert.notEqual(Number(uid), 0);
+    const chart = readYaml<{ podSecurityContext: { runAsUser: number; runAsGroup: number } }>('deploy/helm/kubeproxy/values.yaml');
+    assert.equal(Number(uid), chart.podSecurityContext.runAsUser);
+    if (gid !== undefined) assert.equal(Number(gid), chart.podSecurityContext.runAsGroup);
+    const demo = readText('deploy/examples/demo-upstream/demo-upstream.yaml');
+    assert.match(demo, new RegExp(`runAsUser: ${uid}\\b`));
+  });
+
+  it('ENTRYPOINT is exec form and runs a bin of the package, so SIGTERM reaches node directly', () => {
+    const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
+    assert.equal(entry[0], 'node');
+    assert.equal(entry.length, 2);
+    assert.ok(Object.values(pkg.bin).includes(entry[1]!), `${entry[1]} is a bin of package.json`);
+    assert.ok(existsSync(join(ROOT, entry[1]!)));
+    assert.match(readText(entry[1]!), /from '\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
+    assert.equal(all(final, 'STOPSIGNAL').at(-1)?.args, 'SIGTERM');
+    assert.ok(!/\b(sh|bash) -c\b|tini|dumb-init/.test(entry.join(' ')));
+  });
+
+  it('CMD passes arguments the CLI accepts', async () => {
+    const cmd = execForm(all(final, 'CMD').at(-1));
+    const i = cmd.indexOf('--config');
+    assert.ok(i >= 0);
+    const file = tempFile('config.yaml', readText('examples/config.yaml'));
+    try {
+      const run = await runCli([...cmd.slice(0, i + 1), file.path, ...cmd.slice(i + 2), '--check']);
+      assert.equal(run.code, 0, run.stderr);
+    } finally {
+      file.cleanup();
+    }
+    const env = all(final, 'ENV').map((e) => e.args).join(' ');
+    assert.match(env, new RegExp(`KUBEPROXY_CONFIG=${cmd[i + 1]!.replace(/[.]/g, '\\.')}\\b`), 'KUBEPROXY_CONFIG names the same file');
+    assert.match(env, /HOME=\/tmp\b/, 'HOME is writable with a read-only root filesystem');
+  });
+
+  it('EXPOSE lists the default listen and admin ports', () => {
+    const defaults = validateConfig({ proxy: { services: [{ name: 'x', domain: 'x.test', hosts: [{ address: '10.0.0.1', port: 80 }] }] } }).proxy;
+    const exposed = all(final, 'EXPOSE').flatMap((e) => e.args.split(/\s+/)).map((p) => Number(p.split('/')[0]));
+    assert.deepEqual(exposed.sort(), [defaults.listen.port, defaults.admin.port].sort());
+  });
+
+  it('every file copied from the build context exists and is not excluded by .dockerignore', () => {
+    const sources = dockerfile.stages.flatMap((s) => copies(s).filter((c) => c.from === undefined)).flatMap((c) => c.sources);
+    assert.ok(sources.length > 0);
+    for (const src of sources) {
+      assert.ok(existsSync(join(ROOT, src)), `${src} exists`);
+      assert.ok(!ignoredByDockerignore(src), `${src} is not excluded by .dockerignore`);
+    }
+    for (const unwanted of ['node_modules', '.git', 'dist', 'test/discovery-dns.test.ts', 'src/discovery/dns.test.ts']) {
+      assert.ok(ignoredByDockerignore(unwanted), `${unwanted} stays out of the build context`);
+    }
+  });
+
+  it("the runtime stage's layout runs: bin/kubeproxy starts the compiled proxy, it serves, writes nothing, and exits 0 on SIGTERM", async () => {
+    // The build stage's command, then the runtime stage's copies, into a temp "image".
+    const image = mkdtempSync(join(tmpdir(), 'kubeproxy-image-'));
+    const origin = await namedOrigin('upstream');
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      const tsc = await runCommand(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(image, 'dist')], {
+        timeoutMs: 180_000,
+      });
+      // Type errors are the typecheck step's business; here the emitted layout must run.
+      assert.ok(existsSync(join(image, 'dist/cli.js')), `tsc emitted dist/cli.js: ${tsc.stdout}${tsc.stderr}`);
+      cpSync(join(ROOT, 'bin'), join(image, 'bin'), { recursive: true });
+      cpSync(join(ROOT, 'package.json'), join(image, 'package.json'));
+      cpSync(join(ROOT, 'examples'), join(image, 'examples'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'), 'dir');
+      const home = join(image, 'tmp');
+      mkdirSync(home);
+      const [port, adminPort] = [await deadPort(), await deadPort()];
+      const configDir = join(image, 'etc-kubeproxy');
+      mkdirSync(configDir);
+      writeFileSync(
+        join(configDir, 'config.yaml'),
+        [
+          'proxy:',
+          `  listen: { address: "127.0.0.1", port: ${port} }`,
+          `  admin: { address: "127.0.0.1", port: ${adminPort} }`,
+          '  shutdown: { delay: 0s, drainTimeout: 5s }',
+          '  services:',
+          `    - { name: web, domain: web.test, hosts: [{ address: "127.0.0.1", port: ${origin.port} }] }`,
+          '',
+        ].join('\n'),
+      );
+      const before = listFiles(image);
+
+      const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
+      child = spawn(entry[0] === 'node' ? process.execPath : entry[0]!, [...entry.slice(1), '--config', join(configDir, 'config.yaml')], {
+        cwd: image,
+        env: { PATH: process.env.PATH, HOME: home, NODE_ENV: 'production', KUBEPROXY_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const proc = child;
+      const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+      let output = '';
+      proc.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      await new Promise<void>((resolve, reject) => {
+        proc.stdout!.on('data', (c: Buffer) => {
+          output += c.toString();
+          if (output.includes('kubeproxy started')) resolve();
+        });
+        void exited.then((code) => reject(new Error(`proxy exited ${code}: ${output}`)));
+      });
+      assert.equal((await request(port, { host: 'web.test' })).text, 'upstream');
+      assert.equal((await request(adminPort, { path: '/readyz' })).status, 200);
+
+      proc.kill('SIGTERM');
+      assert.equal(await exited, 0, output);
+      assert.match(output, /"msg":"stopped"/);
+      assert.deepEqual(listFiles(image), before, 'nothing written to the image (read-only root filesystem)');
+      assert.deepEqual(readdirSync(home), [], 'nothing written to HOME either');
+    } finally {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      await origin.close();
+      rmSync(image, { recursive: true, force: true });
+    }
+  });
+});
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name === 'node_modules') continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
