@@ -220,3 +220,23 @@ describe('forwarding of responses', () => {
     assert.equal(r.body.length, 0);
   });
 });
+
+describe('304 responses', () => {
+  test('a 304 that carries the Content-Length of the representation reaches the client as a 304', async () => {
+    const origin = await startOrigin((req, res) => {
+      // Written by hand: Node's own server never sends Content-Length on a 304, other servers do.
+      req.socket.write('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\nCache-Control: no-store\r\n\r\n');
+      res.detachSocket?.(req.socket);
+    });
+    const proxy = await startProxy({ services: [{ name: 'nm', domain: 'nm.test', hosts: [{ port: origin.port }] }] });
+    try {
+      const r = await request(proxy.port, { host: 'nm.test', headers: { 'if-none-match': '"v1"' } });
+      assert.equal(r.status, 304);
+      assert.equal(r.headers.etag, '"v1"');
+      assert.equal(r.body.length, 0);
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
+  });
+});

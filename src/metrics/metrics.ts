@@ -17,9 +17,14 @@
  *
  * Hot path
  * `metrics.service(name)` returns a handle that is created once per service
- * and caches prom-client label children, so recording a request does no
- * label-object allocation and no label hashing: it is an array lookup plus
- * the increments.
+ * and holds its series as cells (CounterCell, HistogramCell below): recording
+ * a request is an array lookup plus additions, with no label object and no
+ * label hashing. prom-client's own children hash and validate their labels on
+ * every call (about 1.7 µs per proxied request, several % of its CPU); the
+ * cells are read by the registry only when it is scraped.
+ * Gauges that mirror state (in-flight, connections, pool use, health, cache
+ * size) are set at scrape time by `beforeScrape` hooks (observability/wire.ts)
+ * rather than incremented per request.
  *
  * Series lifecycle
  * When a service or an upstream leaves the configuration, call

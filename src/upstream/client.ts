@@ -37,6 +37,8 @@ export class Attempt {
   /** Why the attempt was aborted: reported instead of whatever error undici surfaces afterwards. */
   private abortReason: ProxyError | undefined;
   responseStarted = false;
+  /** Status of the final response, once its headers arrived. */
+  status = 0;
   finished = false;
   /** performance.now() when the response headers arrived. */
   headersAt = 0;
@@ -68,6 +70,7 @@ export class Attempt {
     if (status < 200) return true;
     this.resumeFn = resume;
     this.responseStarted = true;
+    this.status = status;
     this.headersAt = performance.now();
     this.handler.onResponse(status, statusText, raw);
     return true;
@@ -89,6 +92,14 @@ export class Attempt {
 
   onError(err: Error): void {
     if (this.finished) return;
+    // RFC 9110 §8.6: a 304 (or 204) may carry the Content-Length of the representation, with no
+    // body. undici 7 counts that as a length mismatch and fails the response after its headers were
+    // delivered; the response is complete, so it ends normally (undici closes that connection).
+    if ((this.status === 304 || this.status === 204) && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      this.finished = true;
+      this.handler.onEnd(null);
+      return;
+    }
     this.finished = true;
     // Aborted by the proxy (client gone, body over the limit, request timeout): that reason is the
     // cause, even when undici reports something else first (a connect error of a queued request).
