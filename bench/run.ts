@@ -13,7 +13,7 @@ import { measure, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
 import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from './processes.ts';
-import { busyWarning, evaluateTargets, originCheck, ratioTable, resultsTable, targetsTable } from './report.ts';
+import { benchMarkdown, evaluateTargets, type BenchMeta } from './report.ts';
 import { ensureBinary, versionOf } from './tools.ts';
 
 const { values: opt } = parseArgs({
@@ -27,6 +27,7 @@ const { values: opt } = parseArgs({
     soak: { type: 'string', default: '60s' },
     'quiet-wait': { type: 'string', default: '30s' },
     only: { type: 'string' },
+    report: { type: 'string' },
   },
   strict: true,
 });
@@ -45,6 +46,13 @@ const quietWaitS = opt.quick ? 5 : seconds(opt['quiet-wait'], 'quiet-wait');
 const connections = Number(opt.connections);
 const only = opt.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+if (opt.report) {
+  // Re-print the tables of a saved run: `npm run bench -- --report bench/results/bench-latest.json`.
+  const saved = JSON.parse(readFileSync(opt.report, 'utf8')) as BenchMeta & { rows: Row[] };
+  console.log(benchMarkdown(saved, saved.rows));
+  process.exit(0);
+}
 
 installCleanup();
 const cpuCount = os.availableParallelism(); // before pinning ourselves, which narrows it to 1
@@ -124,23 +132,13 @@ if (opt.memory) {
     const fig = row.rps === undefined ? row.missing : `${Math.round(row.rps)} req/s, p99 ${row.p99Ms!.toFixed(2)} ms${row.invalid ? ' (check failed)' : ''}`;
     console.log(`[${i + 1}/${plan.length}] ${w.padEnd(9)} ${c.id.padEnd(28)} ${fig}`);
   }
-  const targets = evaluateTargets(rows);
-  const out = [
-    `## KubeProxy benchmark (${new Date().toISOString().slice(0, 10)})`, '',
-    `Command: \`${command}\``, '',
-    `Machine: ${machine}.`,
-    `Setup: loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; median of ${runs} run(s) of ${durationS} s after a ${warmupS} s warm-up; a fresh proxy process per workload; KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`, '',
-    resultsTable(rows), '',
-    '### KubeProxy ÷ peers (req/s, same run)', '',
-    ratioTable(rows), '',
-    '### Performance targets', '',
-    targetsTable(targets), '',
-    '### Checks', '',
-    ...originCheck(rows).map((l) => `- ${l}`),
-    ...busyWarning(rows),
-  ].join('\n');
+  const meta: BenchMeta = {
+    command, machine, date: new Date().toISOString().slice(0, 10),
+    setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; median of ${runs} run(s) of ${durationS} s after a ${warmupS} s warm-up; a fresh proxy process per workload; KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
+  };
+  const out = benchMarkdown(meta, rows);
   console.log(`\n${out}\n`);
-  console.log(`results: ${save('bench', { command, machine, options: { durationS, runs, warmupS, connections }, rows, targets })}`);
+  console.log(`results: ${save('bench', { ...meta, options: { durationS, runs, warmupS, connections }, rows, targets: evaluateTargets(rows) })}`);
 }
 
 await stopProcess(origin);

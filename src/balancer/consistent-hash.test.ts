@@ -2,18 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Pickable } from './balancer.ts';
 import { ConsistentHashBalancer, VNODES_PER_WEIGHT, murmur3, murmur3Uint32 } from './consistent-hash.ts';
+import { TestInstance as Instance } from './test-instance.ts';
 
-class Instance implements Pickable {
-  inflight = 0;
-  up = true;
-  constructor(
-    readonly id: string,
-    readonly weight = 1,
-  ) {}
-  available(): boolean {
-    return this.up;
-  }
-}
 
 function instances(n: number, weight = 1): Instance[] {
   return Array.from({ length: n }, (_, i) => new Instance(`10.0.0.${i + 1}:8080`, weight));

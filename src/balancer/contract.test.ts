@@ -5,18 +5,8 @@ import assert from 'node:assert/strict';
 import type { BalancerKind, PickContext, Pickable } from './balancer.ts';
 import { VNODES_PER_WEIGHT } from './consistent-hash.ts';
 import { createBalancer } from './index.ts';
+import { TestInstance as Instance } from './test-instance.ts';
 
-class Instance implements Pickable {
-  inflight = 0;
-  up = true;
-  constructor(
-    readonly id: string,
-    readonly weight = 1,
-  ) {}
-  available(): boolean {
-    return this.up;
-  }
-}
 
 function instances(n: number): Instance[] {
   return Array.from({ length: n }, (_, i) => new Instance(`10.0.0.${i + 1}:8080`));

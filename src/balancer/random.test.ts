@@ -2,18 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Pickable } from './balancer.ts';
 import { RandomBalancer } from './random.ts';
+import { TestInstance as Instance } from './test-instance.ts';
 
-class Instance implements Pickable {
-  inflight = 0;
-  up = true;
-  constructor(
-    readonly id: string,
-    readonly weight = 1,
-  ) {}
-  available(): boolean {
-    return this.up;
-  }
-}
 
 /** |observed - n p| within six binomial standard deviations: a correct policy fails < 1e-8 of runs. */
 function assertShare(observed: number, n: number, p: number, what: string): void {

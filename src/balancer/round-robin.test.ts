@@ -1,19 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Pickable } from './balancer.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
+import { TestInstance as Instance } from './test-instance.ts';
 
-class Instance implements Pickable {
-  inflight = 0;
-  up = true;
-  constructor(
-    readonly id: string,
-    readonly weight = 1,
-  ) {}
-  available(): boolean {
-    return this.up;
-  }
-}
 
 function ids(b: RoundRobinBalancer, all: readonly Instance[], picks: number): string[] {
   const out: string[] = [];
