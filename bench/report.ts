@@ -71,8 +71,9 @@ export function evaluateTargets(rows: Row[]): TargetResult[] {
     const k = find(rows, DEFAULT_KP, t.workload);
     const p = find(rows, t.peer, t.workload);
     const base = { target: t.name, workload: t.workload };
-    if (!usable(k)) return { ...base, measured: k?.missing ?? 'kubeproxy: no valid figures', result: 'n/a' };
-    if (!usable(p)) return { ...base, measured: `${t.peer}: ${p?.missing ?? 'no valid figures'}`, result: 'n/a' };
+    const why = (r: Row | undefined, name: string) => (!r ? `${name}: not measured` : r.missing ?? `${name}: no valid figures (see Notes)`);
+    if (!usable(k)) return { ...base, measured: why(k, DEFAULT_KP), result: 'n/a' };
+    if (!usable(p)) return { ...base, measured: why(p, t.peer), result: 'n/a' };
     if (t.maxP99 !== undefined) {
       const r = k.p99Ms / p.p99Ms;
       return { ...base, measured: `${x(r)} (${ms(k.p99Ms)} vs ${ms(p.p99Ms)})`, result: r <= t.maxP99 ? 'PASS' : 'FAIL' };
