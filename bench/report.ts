@@ -121,6 +121,27 @@ export function busyWarning(rows: Row[]): string[] {
   return [`- WARNING: other processes used CPU during ${busy.length} of ${rows.length} measurements (up to ${worst.toFixed(2)} CPU; see Notes): those figures are not reliable, rerun on an idle machine.`];
 }
 
+/**
+ * What metrics and the access log cost, from the three single-worker variants of the same run:
+ * metrics = (access log off) vs (metrics+log off); access log = default vs (access log off).
+ * The observability issue's target: metrics cost ≤ 5 % of throughput.
+ */
+export function observabilityCost(rows: Row[]): string {
+  const body: string[][] = [];
+  for (const w of Object.keys(WORKLOADS) as WorkloadId[]) {
+    const all = find(rows, DEFAULT_KP, w);
+    const noLog = find(rows, 'kubeproxy (access log off)', w);
+    const none = find(rows, 'kubeproxy (metrics+log off)', w);
+    if (!usable(all) || !usable(noLog) || !usable(none)) continue;
+    const metricsCost = 1 - noLog.rps / none.rps;
+    const logCost = 1 - all.rps / noLog.rps;
+    const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
+    body.push([WORKLOADS[w].title, pct(metricsCost), metricsCost <= 0.05 ? 'PASS' : 'FAIL', pct(logCost)]);
+  }
+  if (body.length === 0) return '_not measured (needs the three single-worker KubeProxy variants)_';
+  return table(['Workload', 'metrics cost (req/s)', 'metrics ≤ 5 %', 'access log cost (req/s)'], body);
+}
+
 export interface BenchMeta { command: string; machine: string; setup: string; date: string }
 
 /** The whole markdown report of a throughput run. */
@@ -135,6 +156,8 @@ export function benchMarkdown(meta: BenchMeta, rows: Row[]): string {
     ratioTable(rows), '',
     '### Performance targets', '',
     targetsTable(evaluateTargets(rows)), '',
+    '### Cost of metrics and access log (same run; negative = within noise)', '',
+    observabilityCost(rows), '',
     '### Checks', '',
     ...originCheck(rows).map((l) => `- ${l}`),
     ...busyWarning(rows),
