@@ -8,6 +8,11 @@ import type { ErrorCause } from './errors.ts';
 import type { Instance } from './upstream/instance.ts';
 import type { Service } from './upstream/service.ts';
 
+/** Told when the client's response closes (finished or cut), after the request was accounted for. */
+export interface ClientCloseHook {
+  onClientClose(): void;
+}
+
 export class RequestContext {
   /** performance.now() at arrival. */
   readonly start: number;
@@ -34,6 +39,11 @@ export class RequestContext {
   /** W3C trace context passed through, for the access log. */
   traceparent: string | undefined = undefined;
   finished = false;
+  /**
+   * The exchange to tell when the response closes: one 'close' listener per request calls it
+   * (instead of one closure and listener per exchange). A later exchange chains to the earlier.
+   */
+  closeHook: ClientCloseHook | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,

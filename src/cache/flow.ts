@@ -52,13 +52,14 @@ import type { UpstreamRequest } from '../upstream/client.ts';
 import { rawHeader } from '../upstream/headers.ts';
 import type { Service } from '../upstream/service.ts';
 import type { Flight, FlightOutcome, WaitOutcome } from './collapse.ts';
-import { requestDirectives, responseDirectives, type RequestDirectives, type ResponseCacheControl } from './directives.ts';
+import { DEFAULT_TARGETED_FIELDS, requestDirectives, responseDirectives, type RequestDirectives, type ResponseCacheControl } from './directives.ts';
 import { Fill, declaredLength, headerStrings } from './fill.ts';
 import { hasHeader, removeHeaders, type RawHeaders } from './headers.ts';
 import { isPlainRequest, plainDecision } from './hit.ts';
 import { cacheKey, type RequestTarget, type Scheme } from './key.ts';
 import type { CacheLayer, RunExchange } from './layer.ts';
 import {
+  HEURISTICALLY_CACHEABLE,
   STALE_IF_ERROR_STATUSES,
   ageHeaderValue,
   cacheStatus,
@@ -354,6 +355,24 @@ export class CacheFlow implements ResponseInterceptor {
       this.appendStatus(headers, { fwd: this.fwd, detail: this.detail });
       return 'forward';
     }
+    if (this.phase === 'miss' && this.sentMethod === 'GET' && !this.clientConditional && status < 500) {
+      const layer = this.layer;
+      if (plainZeroTtl(status, raw, this.reqHeaders, layer.policy.targetedFields ?? DEFAULT_TARGETED_FIELDS, layer.maxObjectSize)) {
+        // The commonest uncacheable answer (no caching field at all), decided without converting
+        // or parsing a header: what onFullResponse decides for it ('zero-ttl'), step for step.
+        this.responseTime = layer.now();
+        layer.markUncollapsible(this.key);
+        this.endFlight('uncacheable');
+        let value = ZERO_TTL_STATUS.get(this.fwd);
+        if (value === undefined) {
+          value = cacheStatus({ fwd: this.fwd, stored: false, detail: 'zero-ttl' });
+          ZERO_TTL_STATUS.set(this.fwd, value);
+        }
+        this.ctx.cacheStatus = value;
+        headers.push('Cache-Status', value);
+        return 'forward';
+      }
+    }
     const received = headerStrings(raw);
     this.responseTime = this.layer.now();
     if (this.phase === 'revalidating') {
@@ -575,19 +594,24 @@ export class CacheFlow implements ResponseInterceptor {
   }
 
   private requestDirectives(): RequestDirectives {
-    return (this.directives ??= requestDirectives(this.reqHeaders));
+    // Most requests carry neither Cache-Control nor Pragma: nothing to parse.
+    return (this.directives ??= mayHaveDirectives(this.reqHeaders) ? requestDirectives(this.reqHeaders) : NO_REQUEST_DIRECTIVES);
   }
 
   private target(): RequestTarget {
     const req = this.ctx.req;
-    return { scheme: requestScheme(this.upstream.headers), authority: req.headers.host ?? '', target: req.url ?? '/' };
+    // The first Host line, as req.headers.host gives it (without building that object).
+    return { scheme: requestScheme(this.upstream.headers), authority: rawHeader(this.reqHeaders, 'host') ?? '', target: req.url ?? '/' };
   }
 
   /** The forwarded request without the client's validators (see the header). */
   private withoutClientConditionals(headers: string[]): UpstreamRequest {
-    if (!hasHeader(headers, 'if-none-match') && !hasHeader(headers, 'if-modified-since')) return { ...this.upstream, headers };
+    const u = this.upstream;
+    if (!hasHeader(headers, 'if-none-match') && !hasHeader(headers, 'if-modified-since')) {
+      return headers === u.headers ? u : { method: u.method, path: u.path, headers, body: u.body };
+    }
     this.clientConditional = true;
-    return { ...this.upstream, headers: removeHeaders(headers, ['if-none-match', 'if-modified-since']) };
+    return { method: u.method, path: u.path, headers: removeHeaders(headers, ['if-none-match', 'if-modified-since']), body: u.body };
   }
 
   private invalidate(status: number, received: string[]): void {
@@ -615,7 +639,7 @@ export class CacheFlow implements ResponseInterceptor {
  * Whether storing can ever pay off: an entry that is stale on arrival, has no validators and no
  * RFC 5861 window would be dropped at the next lookup (e.g. a 200 without any caching header).
  */
-function worthStoring(
+export function worthStoring(
   status: number,
   headers: RawHeaders,
   requestTime: number,
@@ -628,6 +652,69 @@ function worthStoring(
   // decided without parsing any date, which is what most uncacheable traffic looks like.
   if (directives.source === undefined && !hasHeader(headers, 'expires')) return false;
   return storageDeadline({ status, headers, requestTime, responseTime }, policy) > responseTime;
+}
+
+/** What requestDirectives gives for a request without Cache-Control and Pragma. */
+const NO_REQUEST_DIRECTIVES: RequestDirectives = Object.freeze(requestDirectives([]));
+
+/** Cache-Status of a 'zero-ttl' answer, by fwd (a handful of values). */
+const ZERO_TTL_STATUS = new Map<ForwardReason, string>();
+
+/** Whether the request has a Cache-Control or Pragma field (the only inputs of requestDirectives). */
+function mayHaveDirectives(raw: RawHeaders): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const n = name.length;
+    if (n !== 13 && n !== 6) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'cache-control' || lower === 'pragma') return true;
+  }
+  return false;
+}
+
+/** Response fields that may make an answer storable or worth storing, or change why it is not. */
+const DECISIVE_RESPONSE_FIELDS = ['cache-control', 'expires', 'etag', 'last-modified', 'vary', 'set-cookie'];
+
+let decisiveFor: readonly string[] | undefined;
+let decisive: ReadonlySet<string> = new Set();
+let decisiveLengths: ReadonlySet<number> = new Set();
+
+/**
+ * True when isStorable + the length check + worthStoring would say 'zero-ttl' for this GET
+ * answer: a heuristically cacheable status below 500 (not 206), a request without Cache-Control
+ * (no request no-store) or Authorization, a response with none of Cache-Control, the targeted
+ * fields, Expires, ETag, Last-Modified, Vary, Set-Cookie, and a Content-Length (if any) within
+ * maxObjectSize. Only names of a decisive length are converted to strings.
+ */
+export function plainZeroTtl(status: number, raw: readonly (Buffer | string)[], reqHeaders: RawHeaders, targets: readonly string[], maxObjectSize: number): boolean {
+  if (status === 206 || !HEURISTICALLY_CACHEABLE.has(status)) return false;
+  for (let i = 0; i < reqHeaders.length; i += 2) {
+    const name = reqHeaders[i]!;
+    if (name.length !== 13) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'cache-control' || lower === 'authorization') return false;
+  }
+  if (targets !== decisiveFor) {
+    const names = new Set([...DECISIVE_RESPONSE_FIELDS, ...targets.map((t) => t.toLowerCase())]);
+    decisive = names;
+    decisiveLengths = new Set([...names].map((n) => n.length).concat(14));
+    decisiveFor = targets;
+  }
+  let lengthSeen = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const h = raw[i]!;
+    if (!decisiveLengths.has(h.length)) continue;
+    const lower = (typeof h === 'string' ? h : h.toString('latin1')).toLowerCase();
+    if (decisive.has(lower)) return false;
+    if (lower === 'content-length' && !lengthSeen) {
+      // declaredLength reads the first Content-Length only.
+      lengthSeen = true;
+      const v = raw[i + 1]!;
+      const n = Number(typeof v === 'string' ? v : v.toString('latin1'));
+      if (Number.isSafeInteger(n) && n >= 0 && n > maxObjectSize) return false;
+    }
+  }
+  return true;
 }
 
 /** The scheme for keys: X-Forwarded-Proto as the pipeline forwards it (the client's only from trusted peers). */

@@ -997,17 +997,18 @@ export function sfString(value: string): string {
  * it is one, otherwise as a string.
  */
 export function cacheStatus(info: CacheStatusInfo, cacheName = 'kubeproxy'): string {
-  const parts = [SF_TOKEN.test(cacheName) ? cacheName : sfString(cacheName)];
-  if (info.hit) parts.push('hit');
-  if (info.fwd !== undefined) parts.push(`fwd=${info.fwd}`);
-  if (info.fwdStatus !== undefined) parts.push(`fwd-status=${Math.trunc(info.fwdStatus)}`);
+  // Built by concatenation (one per response on the hit path), members joined with "; ".
+  let v = cacheName === 'kubeproxy' || SF_TOKEN.test(cacheName) ? cacheName : sfString(cacheName);
+  if (info.hit) v += '; hit';
+  if (info.fwd !== undefined) v += `; fwd=${info.fwd}`;
+  if (info.fwdStatus !== undefined) v += `; fwd-status=${Math.trunc(info.fwdStatus)}`;
   if (info.ttl !== undefined && Number.isFinite(info.ttl)) {
     const ttl = Math.max(-999_999_999_999_999, Math.min(999_999_999_999_999, Math.floor(info.ttl)));
-    parts.push(`ttl=${ttl}`);
+    v += `; ttl=${ttl}`;
   }
-  if (info.stored) parts.push('stored');
-  if (info.collapsed) parts.push('collapsed');
-  if (info.key !== undefined) parts.push(`key=${sfString(info.key)}`);
-  if (info.detail !== undefined) parts.push(`detail=${sfString(info.detail)}`);
-  return parts.join('; ');
+  if (info.stored) v += '; stored';
+  if (info.collapsed) v += '; collapsed';
+  if (info.key !== undefined) v += `; key=${sfString(info.key)}`;
+  if (info.detail !== undefined) v += `; detail=${sfString(info.detail)}`;
+  return v;
 }

@@ -42,7 +42,8 @@ describe('pathOnly', () => {
 
 describe('formatAccessLogLine', () => {
   const make = (url: string, headers: Record<string, string>) => {
-    const req = { method: 'GET', url, headers } as unknown as IncomingMessage;
+    // As a real IncomingMessage has them: the log reads rawHeaders.
+    const req = { method: 'GET', url, headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, {} as ServerResponse, 'id-1', '10.0.0.1');
     ctx.host = 'a.test';
     return ctx;

@@ -197,14 +197,34 @@ export function formatAccessLogLine(ctx: RequestContext, status: number, now: nu
   if (ctx.errorCause !== undefined) line += `,"errorCause":${str(ctx.errorCause)}`;
   if (ctx.errorMessage !== '') line += `,"errorMessage":${str(ctx.errorMessage)}`;
   line += `,"clientIp":${str(ctx.clientIp)}`;
-  const ua = req.headers['user-agent'];
+  // Read from rawHeaders: req.headers would build an object of every field for one or two of them.
+  const ua = firstHeader(req.rawHeaders, 'user-agent');
   if (ua !== undefined) line += `,"userAgent":${str(ua.length > MAX_USER_AGENT ? ua.slice(0, MAX_USER_AGENT) : ua)}`;
-  const traceparent = ctx.traceparent ?? req.headers.traceparent;
-  if (typeof traceparent === 'string') {
+  const traceparent = ctx.traceparent ?? joinedHeader(req.rawHeaders, 'traceparent');
+  if (traceparent !== undefined) {
     const trace = parseTraceparent(traceparent);
     if (trace !== undefined) line += `,"traceId":"${trace.traceId}","parentSpanId":"${trace.parentId}"`;
   }
   return `${line}}\n`;
+}
+
+/** The first value of a field (as req.headers keeps User-Agent), `lower` being its lower-case name. */
+function firstHeader(raw: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lower.length && name.toLowerCase() === lower) return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** Every value of a field joined with ", " (as req.headers joins traceparent). */
+function joinedHeader(raw: readonly string[], lower: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lower.length && name.toLowerCase() === lower) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
+  }
+  return out;
 }
 
 /** Milliseconds with microsecond precision. */

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { RequestContext } from '../context.ts';
+import { RequestContext, type ClientCloseHook } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import { normaliseHost } from '../routing/host.ts';
 import type { Snapshot } from '../snapshot.ts';
@@ -53,15 +53,21 @@ export class Pipeline {
 
   handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const snapshot = this.host.snapshot;
-    const incomingId = req.headers['x-request-id'];
-    const id = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    // One pass over the raw headers: req.headers would build an object of every field.
+    const fields = scanRequestHeaders(req.rawHeaders);
+    const incomingId = fields.requestId;
+    const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     const ctx = new RequestContext(req, res, id, clientIp(req));
     this.host.inflight++;
-    res.once('close', () => this.ended(ctx));
+    // 'close' comes once per response; ended() is idempotent anyway. `on`, not `once`: no wrapper.
+    res.on('close', () => {
+      this.ended(ctx);
+      ctx.closeHook?.onClientClose();
+    });
     // Shutting down: every response says `Connection: close`, so keep-alive clients reconnect elsewhere.
     if (this.host.draining) res.shouldKeepAlive = false;
 
-    const target = parseTarget(req);
+    const target = parseTarget(req, fields);
     if (typeof target === 'string') return sendError(ctx, new ProxyError('bad_request', target));
     ctx.host = target.host;
     ctx.path = target.path;
@@ -74,18 +80,18 @@ export class Pipeline {
     }
     ctx.service = service;
     const maxBody = snapshot.config.proxy.client.maxBodySize;
-    const contentLength = req.headers['content-length'];
+    const contentLength = fields.contentLength;
     if (maxBody > 0 && contentLength !== undefined && Number(contentLength) > maxBody) {
       return sendError(ctx, new ProxyError('body_too_large', `request body of ${contentLength} bytes is over the limit of ${maxBody}`));
     }
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const chunked = fields.chunked;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
     if (expectContinue) res.writeContinue();
     // A chunked body announces no length: it is counted as it streams (413 once over the limit).
     const limited = chunked && maxBody > 0 ? new BodyLimit(req, maxBody) : undefined;
 
-    const traceparent = req.headers.traceparent;
-    if (typeof traceparent === 'string') ctx.traceparent = traceparent;
+    const traceparent = fields.traceparent;
+    if (traceparent !== undefined) ctx.traceparent = traceparent;
     const upstreamReq: UpstreamRequest = {
       method: req.method!,
       path: target.path,
@@ -137,7 +143,7 @@ export class Pipeline {
  * An optional ResponseInterceptor (the cache layer, server/interceptor.ts) sees that final answer
  * only: it may tee the body, take the answer over, or answer a failure itself (stale-if-error).
  */
-export class Exchange implements UpstreamHandler {
+export class Exchange implements UpstreamHandler, ClientCloseHook {
   private attempt: Attempt | undefined;
   private tried: Set<Instance> | undefined;
   private readonly retryable: boolean;
@@ -159,7 +165,11 @@ export class Exchange implements UpstreamHandler {
   private closed = false;
   /** The interceptor took the answer over: nothing of it is written to the client here. */
   private taken = false;
-  private readonly onDrain = (): void => this.attempt?.resume();
+  /** The hook of an earlier exchange of the same request (the cache's refetch), told first. */
+  private readonly prevClose: ClientCloseHook | undefined;
+  /** The client's 'drain' listener, made and attached only once a write was refused (back-pressure). */
+  private onDrain: (() => void) | undefined;
+  private drainHooked = false;
 
   constructor(
     private readonly host: PipelineHost,
@@ -173,17 +183,23 @@ export class Exchange implements UpstreamHandler {
     // Retries are off for requests whose body may already be on the wire: it cannot be replayed.
     this.retryable = request.body === null;
     this.replayable = this.retryable && IDEMPOTENT.has(request.method);
-    ctx.res.once('close', () => {
-      this.closed = true;
-      clearTimeout(this.timer);
-      if (this.waiter !== undefined) this.service.state.pending.cancel(this.waiter);
-      this.releaseNext();
-      if (!ctx.res.writableFinished) this.attempt?.abort(new ProxyError('client_abort', 'client closed the connection'));
-    });
+    this.prevClose = ctx.closeHook;
+    ctx.closeHook = this;
     const limit = service.timeouts.request;
     if (limit > 0) {
       this.timer = setTimeout(() => this.fail(new ProxyError('timeout', `request to service "${service.name}" took longer than ${limit} ms`)), limit);
     }
+  }
+
+  /** The client's response closed (the pipeline's 'close' listener). */
+  onClientClose(): void {
+    this.prevClose?.onClientClose();
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.waiter !== undefined) this.service.state.pending.cancel(this.waiter);
+    this.releaseNext();
+    if (!this.ctx.res.writableFinished) this.attempt?.abort(new ProxyError('client_abort', 'client closed the connection'));
   }
 
   start(): void {
@@ -287,7 +303,6 @@ export class Exchange implements UpstreamHandler {
       this.attempt?.abort(err as Error);
       return;
     }
-    ctx.res.on('drain', this.onDrain);
   }
 
   onData(chunk: Buffer): boolean {
@@ -301,8 +316,14 @@ export class Exchange implements UpstreamHandler {
       this.interceptor!.onData(chunk);
       return true;
     }
+    const res = this.ctx.res;
     this.ctx.bytesOut += chunk.length;
-    const more = this.ctx.res.write(chunk);
+    const more = res.write(chunk);
+    if (!more && !this.drainHooked) {
+      // The socket pauses until the client drains ('drain' is emitted later, never synchronously).
+      this.drainHooked = true;
+      res.on('drain', (this.onDrain ??= () => this.attempt?.resume()));
+    }
     this.interceptor?.onData(chunk);
     return more;
   }
@@ -407,7 +428,10 @@ export class Exchange implements UpstreamHandler {
       this.budgetCurrent = false;
       service.state.budget.release();
     }
-    this.ctx.res.off('drain', this.onDrain);
+    if (this.drainHooked) {
+      this.drainHooked = false;
+      this.ctx.res.off('drain', this.onDrain!);
+    }
     this.host.attemptEnded(instance, service, err === undefined ? this.ctx.status : 0, err);
     // A connection slot came free: the oldest request waiting for one takes it.
     const { pending } = service.state;
@@ -422,10 +446,55 @@ interface Target {
   path: string;
 }
 
+/**
+ * The request fields the pipeline reads, as req.headers would give them (Node keeps the first
+ * Host, Content-Length and User-Agent, joins repeated X-Request-Id, Transfer-Encoding and
+ * traceparent lines with ", "), found in one pass over rawHeaders.
+ */
+export class RequestFields {
+  host: string | undefined = undefined;
+  hostCount = 0;
+  requestId: string | undefined = undefined;
+  contentLength: string | undefined = undefined;
+  chunked = false;
+  traceparent: string | undefined = undefined;
+}
+
+export function scanRequestHeaders(raw: readonly string[]): RequestFields {
+  const f = new RequestFields();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const n = name.length;
+    // Length first: most fields are none of these.
+    if (n !== 4 && n !== 11 && n !== 12 && n !== 14 && n !== 17) continue;
+    const lower = name.toLowerCase();
+    const value = raw[i + 1]!;
+    switch (lower) {
+      case 'host':
+        f.hostCount++;
+        f.host ??= value;
+        break;
+      case 'x-request-id':
+        f.requestId = f.requestId === undefined ? value : `${f.requestId}, ${value}`;
+        break;
+      case 'content-length':
+        f.contentLength ??= value;
+        break;
+      case 'transfer-encoding':
+        f.chunked = true;
+        break;
+      case 'traceparent':
+        f.traceparent = f.traceparent === undefined ? value : `${f.traceparent}, ${value}`;
+        break;
+    }
+  }
+  return f;
+}
+
 /** Origin-form and absolute-form request targets (RFC 9112 §3.2); an error message otherwise. */
-export function parseTarget(req: IncomingMessage): Target | string {
+export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRequestHeaders(req.rawHeaders)): Target | string {
   const url = req.url ?? '';
-  let hostHeader = req.headers.host;
+  let hostHeader = fields.host;
   let path = url;
   if (url.charCodeAt(0) !== 47 /* / */) {
     const m = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(url);
@@ -436,19 +505,10 @@ export function parseTarget(req: IncomingMessage): Target | string {
   }
   if (hostHeader === undefined || hostHeader === '') return 'missing Host header';
   // RFC 9112 §3.2: more than one Host field line is a 400; Node would silently keep the first.
-  if (hostCount(req.rawHeaders) > 1) return 'more than one Host header';
+  if (fields.hostCount > 1) return 'more than one Host header';
   const host = normaliseHost(hostHeader);
   if (host === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
   return { host, hostHeader, path };
-}
-
-function hostCount(raw: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') n++;
-  }
-  return n;
 }
 
 export function clientIp(req: IncomingMessage): string {

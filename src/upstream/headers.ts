@@ -120,6 +120,39 @@ function upgradeValue(raw: readonly string[]): string {
  * the client, adding Via and X-Request-Id.
  */
 export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: string | undefined, requestId: string): string[] {
+  // One pass, each name converted once. Connection almost always names only hop-by-hop fields
+  // (keep-alive, close); when it names another field, the two-pass version below drops it.
+  const out: string[] = [];
+  let upstreamVia: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (RESPONSE_HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') {
+        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+          const token = t.trim().toLowerCase();
+          if (token !== '' && !RESPONSE_HOP_BY_HOP.has(token)) return clientResponseHeadersNamed(raw, via, requestId);
+        }
+      }
+      continue;
+    }
+    const value = raw[i + 1]!.toString('latin1');
+    if (lower === 'via') {
+      upstreamVia = upstreamVia === undefined ? value : `${upstreamVia}, ${value}`;
+      continue;
+    }
+    if (lower === 'x-request-id') hasRequestId = true;
+    out.push(name, value);
+  }
+  if (via !== undefined) out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
+  else if (upstreamVia !== undefined) out.push('via', upstreamVia);
+  if (!hasRequestId) out.push('x-request-id', requestId);
+  return out;
+}
+
+/** clientResponseHeaders for a response whose Connection names end-to-end fields (RFC 9110 §7.6.1). */
+function clientResponseHeadersNamed(raw: readonly (Buffer | string)[], via: string | undefined, requestId: string): string[] {
   const out: string[] = [];
   let named: Set<string> | undefined;
   let upstreamVia: string | undefined;
