@@ -56,14 +56,16 @@ export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
   const pinned = v.workers === 1;
   return {
     id, kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned,
-    ...(pinned ? {} : { note: 'workers: auto, not pinned (shares both CPUs with wrk and the origin)' }),
+    ...(pinned ? {} : { note: 'workers: auto on CPUs 0-1 (shares both CPUs with wrk and the origin)' }),
     async start(ctx: Ctx) {
       if (!existsSync(KUBEPROXY_BIN)) throw new NotAvailable(`${relative(PROJECT_DIR, KUBEPROXY_BIN)} not found`);
       const [port, adminPort] = [await freePort(), await freePort()];
       const config = join(ctx.tmpDir, `kubeproxy-${id.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(config, kubeproxyConfig(v, port, adminPort, ctx.originPorts));
       const proc = startProcess(process.execPath, [KUBEPROXY_BIN, '--config', config], {
-        cpu: pinned ? ctx.proxyCpu : null,
+        // The harness pins itself (and so every unpinned child) to CPU 1: `workers: auto` gets both
+        // CPUs back explicitly, or it would resolve to one worker.
+        cpu: pinned ? ctx.proxyCpu : '0-1',
         cwd: PROJECT_DIR,
         env: childEnv({}),
         logFile: join(ctx.tmpDir, `kubeproxy-${Date.now()}.log`),
