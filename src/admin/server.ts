@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime.ts';
+import { boundAddress, closeServer, listenOn } from '../server/bind.ts';
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -77,26 +78,15 @@ export class AdminServer {
   }
 
   listen(address: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: address, port }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, address, port);
   }
 
   address(): { address: string; port: number } {
-    const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('admin server is not bound');
-    return { address: a.address, port: a.port };
+    return boundAddress(this.server, 'admin server');
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    return closeServer(this.server);
   }
 }
 

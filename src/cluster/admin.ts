@@ -27,6 +27,7 @@ import { json, text } from '../admin/server.ts';
 import { metrics, type MetricsJSON } from '../metrics/metrics.ts';
 import type { AdminReply, ToWorker } from './messages.ts';
 import type { WorkerSlot } from './primary.ts';
+import { boundAddress, closeServer, listenOn } from '../server/bind.ts';
 
 /** What the admin server needs from the primary. */
 export interface ClusterHost {
@@ -199,26 +200,15 @@ export class ClusterAdmin {
   }
 
   listen(address: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: address, port }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, address, port);
   }
 
   address(): { address: string; port: number } {
-    const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('admin server is not bound');
-    return { address: a.address, port: a.port };
+    return boundAddress(this.server, 'admin server');
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    return closeServer(this.server);
   }
 }
 

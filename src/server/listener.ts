@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { rawErrorResponse } from '../upstream/tunnel.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
+import { boundAddress, listenOn } from './bind.ts';
 
 type ClientConfig = ProxyConfig['client'];
 
@@ -74,19 +75,11 @@ export class Listener {
   }
 
   listen(address: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host: address, port, backlog: 4096 }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, address, port, 4096);
   }
 
   address(): { address: string; port: number } {
-    const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('listener is not bound');
-    return { address: a.address, port: a.port };
+    return boundAddress(this.server, 'listener');
   }
 
   /**

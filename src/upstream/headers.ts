@@ -117,11 +117,11 @@ function upgradeValue(raw: readonly string[]): string {
 
 /**
  * Filters an instance's raw response headers (Buffers from undici, latin1) into the list sent to
- * the client, adding Via and X-Request-Id.
+ * the client, adding Via and X-Request-Id. One pass, each name converted once: Connection almost
+ * always names only hop-by-hop fields (keep-alive, close); when it names another field, the pass
+ * starts again with those names to drop (`named`, RFC 9110 §7.6.1).
  */
-export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: string | undefined, requestId: string): string[] {
-  // One pass, each name converted once. Connection almost always names only hop-by-hop fields
-  // (keep-alive, close); when it names another field, the two-pass version below drops it.
+export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: string | undefined, requestId: string, named?: ReadonlySet<string>): string[] {
   const out: string[] = [];
   let upstreamVia: string | undefined;
   let hasRequestId = false;
@@ -129,14 +129,13 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: st
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
     if (RESPONSE_HOP_BY_HOP.has(lower)) {
-      if (lower === 'connection') {
-        for (const t of raw[i + 1]!.toString('latin1').split(',')) {
-          const token = t.trim().toLowerCase();
-          if (token !== '' && !RESPONSE_HOP_BY_HOP.has(token)) return clientResponseHeadersNamed(raw, via, requestId);
-        }
+      if (named === undefined && lower === 'connection') {
+        const tokens = responseConnectionTokens(raw);
+        for (const token of tokens) if (!RESPONSE_HOP_BY_HOP.has(token)) return clientResponseHeaders(raw, via, requestId, tokens);
       }
       continue;
     }
+    if (named !== undefined && named.has(lower)) continue;
     const value = raw[i + 1]!.toString('latin1');
     if (lower === 'via') {
       upstreamVia = upstreamVia === undefined ? value : `${upstreamVia}, ${value}`;
@@ -151,35 +150,18 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: st
   return out;
 }
 
-/** clientResponseHeaders for a response whose Connection names end-to-end fields (RFC 9110 §7.6.1). */
-function clientResponseHeadersNamed(raw: readonly (Buffer | string)[], via: string | undefined, requestId: string): string[] {
-  const out: string[] = [];
-  let named: Set<string> | undefined;
-  let upstreamVia: string | undefined;
+/** Tokens of every Connection field of a response, lower-cased. */
+function responseConnectionTokens(raw: readonly (Buffer | string)[]): Set<string> {
+  const tokens = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      named ??= new Set();
-      for (const t of raw[i + 1]!.toString('latin1').split(',')) named.add(t.trim().toLowerCase());
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const t of raw[i + 1]!.toString('latin1').split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token !== '') tokens.add(token);
     }
   }
-  let hasRequestId = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (RESPONSE_HOP_BY_HOP.has(lower) || (named !== undefined && named.has(lower))) continue;
-    const value = raw[i + 1]!.toString('latin1');
-    if (lower === 'via') {
-      upstreamVia = upstreamVia === undefined ? value : `${upstreamVia}, ${value}`;
-      continue;
-    }
-    if (lower === 'x-request-id') hasRequestId = true;
-    out.push(name, value);
-  }
-  if (via !== undefined) out.push('via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
-  else if (upstreamVia !== undefined) out.push('via', upstreamVia);
-  if (!hasRequestId) out.push('x-request-id', requestId);
-  return out;
+  return tokens;
 }
 
 /** Reads one header (first occurrence) from a flat raw list, case-insensitively. */
