@@ -276,6 +276,36 @@ function cellKey(labelNames: readonly string[], labels: Labels): string {
   return labelNames.map((n) => labels[n] ?? '').join('\u0000');
 }
 
+/** The cells of one metric keyed by their label values: the bookkeeping CellCounter and CellHistogram share. */
+class CellIndex<C> {
+  private readonly byKey = new Map<string, C>();
+
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly create: (labels: Labels) => C,
+  ) {}
+
+  /** The cell of `labels`, created on first use (with a copy of the labels). */
+  cell(labels: Labels): C {
+    const key = cellKey(this.labelNames, labels);
+    let cell = this.byKey.get(key);
+    if (cell === undefined) this.byKey.set(key, (cell = this.create({ ...labels })));
+    return cell;
+  }
+
+  delete(labels: Labels): void {
+    this.byKey.delete(cellKey(this.labelNames, labels));
+  }
+
+  clear(): void {
+    this.byKey.clear();
+  }
+
+  values(): IterableIterator<C> {
+    return this.byKey.values();
+  }
+}
+
 /**
  * One counter series, incremented by a plain addition. prom-client's own children
  * (`counter.labels(...).inc()`) hash and validate the label object on every call;
@@ -316,25 +346,21 @@ class HistogramCell implements Pick<Histogram.Internal<string>, 'observe'> {
  * A cell is exported from its creation, like a prom-client child after `inc(0)`.
  */
 class CellCounter<T extends string> extends Counter<T> {
-  readonly cells = new Map<string, CounterCell>();
-  readonly #names: readonly string[];
+  readonly cells: CellIndex<CounterCell>;
 
   constructor(config: CounterConfiguration<T>) {
     super(config);
-    this.#names = config.labelNames ?? [];
+    this.cells = new CellIndex(config.labelNames ?? [], (labels) => new CounterCell(labels));
   }
 
   cell(labels: Labels): CounterCell {
-    const key = cellKey(this.#names, labels);
-    let cell = this.cells.get(key);
-    if (cell === undefined) this.cells.set(key, (cell = new CounterCell({ ...labels })));
-    return cell;
+    return this.cells.cell(labels);
   }
 
   /** Removes one series (its cell and any prom-client child). */
   drop(labels: Labels): void {
     this.remove(labels as LabelValues<T>);
-    this.cells.delete(cellKey(this.#names, labels));
+    this.cells.delete(labels);
   }
 
   override reset(): void {
@@ -358,27 +384,24 @@ class CellCounter<T extends string> extends Counter<T> {
  * cells are added there, in prom-client's own value layout.
  */
 class CellHistogram<T extends string> extends Histogram<T> {
-  readonly cells = new Map<string, HistogramCell>();
-  readonly #names: readonly string[];
+  readonly cells: CellIndex<HistogramCell>;
   readonly #bounds: readonly number[];
 
   constructor(config: HistogramConfiguration<T> & { buckets: number[] }) {
     super(config);
-    this.#names = config.labelNames ?? [];
-    this.#bounds = [...config.buckets].sort((a, b) => a - b);
+    const bounds = [...config.buckets].sort((a, b) => a - b);
+    this.#bounds = bounds;
+    this.cells = new CellIndex(config.labelNames ?? [], (labels) => new HistogramCell(labels, bounds));
   }
 
   cell(labels: Labels): HistogramCell {
-    const key = cellKey(this.#names, labels);
-    let cell = this.cells.get(key);
-    if (cell === undefined) this.cells.set(key, (cell = new HistogramCell({ ...labels }, this.#bounds)));
-    return cell;
+    return this.cells.cell(labels);
   }
 
   /** Removes one series (its cell and any prom-client child). */
   drop(labels: Labels): void {
     this.remove(labels as LabelValues<T>);
-    this.cells.delete(cellKey(this.#names, labels));
+    this.cells.delete(labels);
   }
 
   override reset(): void {
