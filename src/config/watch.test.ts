@@ -36,19 +36,25 @@ function recorder() {
   };
 }
 
-async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+async function tempDir(t: { after: (fn: () => unknown) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'kubeproxy-watch-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
-test('a file written in place triggers one reload, however many writes the burst had', async (t) => {
+/** A temp config file with `content`, watched with `options`; the watch closes after the test. */
+async function watchedFile(t: { after: (fn: () => unknown) => void }, content: string, options: Parameters<typeof watchConfig>[2] = { debounceMs: 50 }) {
   const dir = await tempDir(t);
   const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 1\n');
+  await writeFile(file, content);
   const r = recorder();
-  const w = watchConfig(file, r.onChange, { debounceMs: 100 });
+  const w = watchConfig(file, r.onChange, options);
   t.after(() => w.close());
+  return { dir, file, r };
+}
+
+test('a file written in place triggers one reload, however many writes the burst had', async (t) => {
+  const { file, r } = await watchedFile(t, 'a: 1\n', { debounceMs: 100 });
   await writeFile(file, 'a: 2\n');
   await writeFile(file, 'a: 3\n');
   await writeFile(file, 'a: 4\n');
@@ -60,12 +66,7 @@ test('a file written in place triggers one reload, however many writes the burst
 });
 
 test('rewriting the same content does not reload', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 1\n');
-  const r = recorder();
-  const w = watchConfig(file, r.onChange, { debounceMs: 50 });
-  t.after(() => w.close());
+  const { file, r } = await watchedFile(t, 'a: 1\n');
   await writeFile(file, 'a: 1\n');
   await new Promise((resolve) => setTimeout(resolve, 300));
   await writeFile(file, 'a: 2\n');
@@ -74,12 +75,7 @@ test('rewriting the same content does not reload', async (t) => {
 });
 
 test('a file replaced by rename (editors, atomic writes) is seen, and so is the next change', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 1\n');
-  const r = recorder();
-  const w = watchConfig(file, r.onChange, { debounceMs: 50 });
-  t.after(() => w.close());
+  const { dir, file, r } = await watchedFile(t, 'a: 1\n');
   await writeFile(join(dir, 'config.yaml.tmp'), 'a: 2\n');
   await rename(join(dir, 'config.yaml.tmp'), file);
   await r.until(1);
@@ -112,12 +108,7 @@ test('a Kubernetes ConfigMap update (..data symlink swap) is seen', async (t) =>
 });
 
 test('a file that disappears and comes back with new content reloads once it is back', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 1\n');
-  const r = recorder();
-  const w = watchConfig(file, r.onChange, { debounceMs: 50 });
-  t.after(() => w.close());
+  const { file, r } = await watchedFile(t, 'a: 1\n');
   await rm(file);
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(r.calls, 0, 'a missing file is not a change');
@@ -144,23 +135,13 @@ test('after close, changes are no longer reported', async (t) => {
 });
 
 test('a change made between loading the config and starting the watch is reported at once', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 2\n');
-  const r = recorder();
   // The running config was loaded from "a: 1"; the file already says "a: 2" when watching starts.
-  const w = watchConfig(file, r.onChange, { debounceMs: 50, baseline: 'a: 1\n' });
-  t.after(() => w.close());
+  const { r } = await watchedFile(t, 'a: 2\n', { debounceMs: 50, baseline: 'a: 1\n' });
   await r.until(1);
 });
 
 test('a baseline equal to the file reports nothing until the file changes', async (t) => {
-  const dir = await tempDir(t);
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, 'a: 1\n');
-  const r = recorder();
-  const w = watchConfig(file, r.onChange, { debounceMs: 50, baseline: Buffer.from('a: 1\n') });
-  t.after(() => w.close());
+  const { file, r } = await watchedFile(t, 'a: 1\n', { debounceMs: 50, baseline: Buffer.from('a: 1\n') });
   await new Promise((resolve) => setTimeout(resolve, 200));
   await writeFile(file, 'a: 2\n');
   await r.until(1);
