@@ -74,3 +74,18 @@ export function upstreamError(err: unknown, instance: string): ProxyError {
   }
   return new ProxyError('upstream_protocol', `bad response from instance ${instance}: ${e.message ?? String(err)}`, false, { cause: err });
 }
+
+/**
+ * The error a request ends with once its last attempt failed with `err`. When nothing could reach
+ * an instance (connect failure), the service is unavailable: 503, as Envoy and HAProxy answer, not
+ * a bad gateway; anything else stays as it is.
+ */
+export function finalAttemptError(serviceName: string, err: ProxyError): ProxyError {
+  if (err.kind !== 'connect') return err;
+  return new ProxyError('no_healthy_instance', `no instance of service "${serviceName}" could be reached (${err.message})`, false, { cause: err });
+}
+
+/** Extra headers for an error response: 503s say when to try again. */
+export function errorHeaders(err: ProxyError): string[] | undefined {
+  return err.status === 503 ? ['retry-after', '1'] : undefined;
+}

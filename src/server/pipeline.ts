@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { RequestContext, type ClientCloseHook } from '../context.ts';
-import { ProxyError } from '../errors.ts';
+import { ProxyError, errorHeaders, finalAttemptError } from '../errors.ts';
 import { normaliseHost } from '../routing/host.ts';
 import type { Snapshot } from '../snapshot.ts';
 import { forward, type Attempt, type UpstreamHandler, type UpstreamRequest } from '../upstream/client.ts';
@@ -371,12 +371,8 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
       if (!responseStarted && this.mayRetry(err)) return this.start();
     }
     this.releaseNext();
-    if (err.kind === 'connect') {
-      // Nothing could reach an instance: the service is unavailable (503, as Envoy and HAProxy answer), not a bad gateway.
-      const unavailable = new ProxyError('no_healthy_instance', `no instance of service "${this.service.name}" could be reached (${err.message})`, false, { cause: err });
-      return this.answerError(unavailable, ['retry-after', '1']);
-    }
-    this.answerError(err);
+    const final = finalAttemptError(this.service.name, err);
+    this.answerError(final, errorHeaders(final));
   }
 
   private mayRetry(err: ProxyError): boolean {

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import { upstreamError } from '../errors.ts';
+import { errorHeaders, finalAttemptError, upstreamError } from '../errors.ts';
 import { upstreamRequestHeaders } from '../upstream/headers.ts';
 import { openTunnel, rawErrorResponse } from '../upstream/tunnel.ts';
 import { clientIp, parseTarget, type PipelineHost } from './pipeline.ts';
@@ -50,12 +50,8 @@ export class UpgradeHandler {
       (err) => {
         const mapped = upstreamError(err, instance.id);
         this.host.attemptEnded(instance, service, 0, mapped);
-        // As for plain requests: an instance that cannot be reached makes the service unavailable (503).
-        if (mapped.kind === 'connect') {
-          rawErrorResponse(socket, 503, `no instance of service "${service.name}" could be reached (${mapped.message})`, id, ['retry-after', '1']);
-        } else {
-          rawErrorResponse(socket, mapped.status, mapped.message, id);
-        }
+        const final = finalAttemptError(service.name, mapped);
+        rawErrorResponse(socket, final.status, final.message, id, errorHeaders(final));
       },
       () => {
         instance.inflight--;
