@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RequestContext } from '../context.ts';
-import { formatAccessLogLine, parseTraceparent, pathOnly } from './access-log.ts';
+import { AccessLog, formatAccessLogLine, parseTraceparent, pathOnly, setAccessLogOutput } from './access-log.ts';
 
 describe('parseTraceparent (W3C Trace Context §3.2)', () => {
   it('reads the trace id and the caller span id of a version-00 header', () => {
@@ -80,5 +80,45 @@ describe('formatAccessLogLine', () => {
     assert.equal(line.path, '/p"q\\r');
     assert.equal(line.errorMessage, `invalid Host header "${nasty}"`);
     assert.equal(line.level, 40);
+  });
+});
+
+describe('AccessLog batches', () => {
+  const make = (ua: string, message = '') => {
+    const req = { method: 'GET', url: '/x', headers: {}, rawHeaders: ['User-Agent', ua] } as unknown as IncomingMessage;
+    const ctx = new RequestContext(req, {} as ServerResponse, 'id-1', '10.0.0.1');
+    ctx.host = 'a.test';
+    ctx.errorMessage = message;
+    return ctx;
+  };
+  const capture = () => {
+    const chunks: Buffer[] = [];
+    setAccessLogOutput({ write: (chunk: Buffer) => chunks.push(Buffer.from(chunk)) }, 'info');
+    const log = new AccessLog({ sampling: 1, level: 'info' });
+    setAccessLogOutput(undefined);
+    return { log, chunks };
+  };
+
+  it('hands over whole lines only, multi-byte text intact, in order', () => {
+    const { log, chunks } = capture();
+    const agent = (i: number) => `client é ✓ 😀 ${'x'.repeat(200)} ${i}`;
+    for (let i = 0; i < 2000; i++) log.write(make(agent(i)), 200, 0);
+    log.flush();
+    assert.ok(chunks.length > 1, 'more than one batch');
+    for (const c of chunks) assert.equal(c.at(-1), 0x0a, 'every batch ends with a newline');
+    const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 2000);
+    lines.forEach((l, i) => assert.equal((JSON.parse(l) as { userAgent: string }).userAgent, agent(i)));
+  });
+
+  it('writes a line longer than a batch on its own, after the lines before it', () => {
+    const { log, chunks } = capture();
+    log.write(make('first'), 200, 0);
+    log.write(make('long', 'é'.repeat(40_000)), 502, 0);
+    log.write(make('last'), 200, 0);
+    log.flush();
+    const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { userAgent: string; errorMessage?: string });
+    assert.deepEqual(lines.map((l) => l.userAgent), ['first', 'long', 'last']);
+    assert.equal(lines[1]!.errorMessage, 'é'.repeat(40_000));
   });
 });
