@@ -15,6 +15,9 @@ describe('clientResponseHeaders', () => {
   it('drops the fields the Connection header names, wherever they appear (RFC 9110 §7.6.1)', () => {
     const raw = buffers(['X-Secret', 's', 'Via', '1.0 a', 'Content-Length', '2', 'Connection', 'close, X-Secret, via', 'X-Secret', 't']);
     assert.deepEqual(clientResponseHeaders(raw, '1.1 kubeproxy', 'id-2'), ['Content-Length', '2', 'via', '1.1 kubeproxy', 'x-request-id', 'id-2']);
+    // A plain `keep-alive` first, the field naming X-Secret later: still dropped, also before it.
+    const split = buffers(['X-Secret', 's', 'Connection', 'Keep-Alive', 'Content-Length', '2', 'Connection', 'X-Secret']);
+    assert.deepEqual(clientResponseHeaders(split, '1.1 kubeproxy', 'id-2'), ['Content-Length', '2', 'via', '1.1 kubeproxy', 'x-request-id', 'id-2']);
   });
 
   it('appends to the upstream Via and keeps the instance X-Request-Id', () => {

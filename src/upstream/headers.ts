@@ -129,9 +129,8 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: st
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
     if (RESPONSE_HOP_BY_HOP.has(lower)) {
-      if (named === undefined && lower === 'connection') {
-        const tokens = responseConnectionTokens(raw);
-        for (const token of tokens) if (!RESPONSE_HOP_BY_HOP.has(token)) return clientResponseHeaders(raw, via, requestId, tokens);
+      if (named === undefined && lower === 'connection' && !onlyHopByHop(raw[i + 1]!.toString('latin1'))) {
+        return clientResponseHeaders(raw, via, requestId, responseConnectionTokens(raw));
       }
       continue;
     }
@@ -148,6 +147,17 @@ export function clientResponseHeaders(raw: readonly (Buffer | string)[], via: st
   else if (upstreamVia !== undefined) out.push('via', upstreamVia);
   if (!hasRequestId) out.push('x-request-id', requestId);
   return out;
+}
+
+/** Whether a Connection value names only hop-by-hop fields: `keep-alive` or `close`, nearly always. */
+function onlyHopByHop(value: string): boolean {
+  const v = value.length === 10 || value.length === 5 ? value.toLowerCase() : '';
+  if (v === 'keep-alive' || v === 'close') return true;
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && !RESPONSE_HOP_BY_HOP.has(token)) return false;
+  }
+  return true;
 }
 
 /** Tokens of every Connection field of a response, lower-cased. */
