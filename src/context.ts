@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCause } from './errors.ts';
+import type { BodyLimit } from './server/body-limit.ts';
+import type { Snapshot } from './snapshot.ts';
 import type { Instance } from './upstream/instance.ts';
 import type { Service } from './upstream/service.ts';
 
@@ -16,7 +18,11 @@ export interface ClientCloseHook {
 export class RequestContext {
   /** performance.now() at arrival. */
   readonly start: number;
+  /** The configuration the request started with: it keeps it to its end, whatever a reload does. */
+  snapshot: Snapshot | undefined = undefined;
   service: Service | undefined = undefined;
+  /** Counts a chunked request body against the size limit (set only for such bodies). */
+  bodyLimit: BodyLimit | undefined = undefined;
   instance: Instance | undefined = undefined;
   /** Routed host (normalised), path and query as sent upstream. */
   host = '';

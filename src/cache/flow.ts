@@ -310,14 +310,14 @@ export class CacheFlow implements ResponseInterceptor {
       this.detail = reason;
     }
     this.sentMethod = this.method;
-    this.run(this.upstream, this);
+    this.run(this.ctx, this.upstream, this);
   }
 
   private fetch(): void {
     this.to('miss');
     this.sentMethod = this.method;
     this.requestTime = this.layer.now();
-    this.run(this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream, this);
+    this.run(this.ctx, this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream, this);
   }
 
   private revalidate(entry: CacheEntry, d: MustRevalidateDecision): void {
@@ -328,7 +328,7 @@ export class CacheFlow implements ResponseInterceptor {
     const base = this.withoutClientConditionals(this.upstream.headers).headers;
     const headers = d.conditional ? conditionalRequestHeaders(base, entry) : base;
     this.requestTime = this.layer.now();
-    this.run({ method: 'GET', path: this.upstream.path, headers, body: null }, this);
+    this.run(this.ctx, { method: 'GET', path: this.upstream.path, headers, body: null }, this);
   }
 
   /** Nothing usable and forwarding is forbidden (only-if-cached): RFC 9111 §5.2.1.7. */
@@ -536,7 +536,7 @@ export class CacheFlow implements ResponseInterceptor {
   private refetch(): void {
     this.to('miss');
     this.requestTime = this.layer.now();
-    this.run({ method: 'GET', path: this.upstream.path, headers: this.withoutClientConditionals(this.upstream.headers).headers, body: null }, this);
+    this.run(this.ctx, { method: 'GET', path: this.upstream.path, headers: this.withoutClientConditionals(this.upstream.headers).headers, body: null }, this);
   }
 
   /** RFC 5861 §4: the instance failed (`status`, or no answer) and the entry may stand in. */

@@ -80,7 +80,7 @@ function setup(config: CacheConfig = CONFIG) {
     const req = { method, url: path, headers: { host: 'web.test' }, rawHeaders } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, res as unknown as ServerResponse, 'req-1', '127.0.0.1');
     const upstream: UpstreamRequest = { method, path, headers: [...rawHeaders, 'x-forwarded-proto', 'http'], body: null };
-    layer.handle(ctx, service, '1.1 kubeproxy', upstream, (request, interceptor) => forwarded.push({ request, interceptor: interceptor! }));
+    layer.handle(ctx, service, '1.1 kubeproxy', upstream, (_ctx, request, interceptor) => forwarded.push({ request, interceptor: interceptor! }));
     return { res, ctx };
   };
   /** Plays an instance's answer into the last forwarded exchange. */

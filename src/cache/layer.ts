@@ -44,8 +44,8 @@ export interface CacheHost extends AttemptObserver {
   readonly draining: boolean;
 }
 
-/** Starts an Exchange for the request being handled, with `interceptor` on its answer. */
-export type RunExchange = (request: UpstreamRequest, interceptor?: ResponseInterceptor) => void;
+/** Starts an Exchange for the request `ctx`, with `interceptor` on its answer (Pipeline.run). */
+export type RunExchange = (ctx: RequestContext, request: UpstreamRequest, interceptor?: ResponseInterceptor) => void;
 
 /** How long a key whose answer could not be stored skips collapsing. */
 export const UNCOLLAPSIBLE_MS = 30_000;
@@ -120,7 +120,7 @@ export class CacheLayer {
    */
   handle(ctx: RequestContext, service: Service, via: string | undefined, upstream: UpstreamRequest, run: RunExchange): void {
     const store = this.store;
-    if (store === undefined) return run(upstream);
+    if (store === undefined) return run(ctx, upstream);
     new CacheFlow(this, store, ctx, service, via, upstream, run).start();
   }
 

@@ -38,6 +38,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const MAX_DISCARD = 64 * 1024;
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 
+/** Where the pipeline keeps a response's RequestContext, for the shared 'close' listener. */
+const CONTEXT = Symbol('kubeproxy.context');
+type TrackedResponse = ServerResponse & { [CONTEXT]?: RequestContext };
+
 export class Pipeline {
   constructor(private readonly host: PipelineHost) {}
 
@@ -51,6 +55,30 @@ export class Pipeline {
     this.handle(req, res, true);
   };
 
+  /**
+   * The 'close' listener of every response, one function for all: it finds the request through
+   * the response (no closure per request). 'close' comes once per response; ended() is
+   * idempotent anyway.
+   */
+  private readonly onResponseClose = ((pipeline: Pipeline) =>
+    function (this: TrackedResponse): void {
+      const ctx = this[CONTEXT];
+      if (ctx === undefined) return;
+      pipeline.ended(ctx);
+      ctx.closeHook?.onClientClose();
+    })(this);
+
+  /**
+   * Starts an Exchange for `ctx` (routed: its service and snapshot are set) with `interceptor`
+   * on its answer: the pipeline's own path, and the cache layer's way to reach the instances.
+   */
+  readonly run = (ctx: RequestContext, request: UpstreamRequest, interceptor?: ResponseInterceptor): void => {
+    const exchange = new Exchange(this.host, ctx.snapshot!, ctx, ctx.service!, request, interceptor);
+    const limited = ctx.bodyLimit;
+    if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
+    exchange.start();
+  };
+
   handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const snapshot = this.host.snapshot;
     // One pass over the raw headers: req.headers would build an object of every field.
@@ -58,12 +86,11 @@ export class Pipeline {
     const incomingId = fields.requestId;
     const id = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     const ctx = new RequestContext(req, res, id, clientIp(req));
+    ctx.snapshot = snapshot;
     this.host.inflight++;
-    // 'close' comes once per response; ended() is idempotent anyway. `on`, not `once`: no wrapper.
-    res.on('close', () => {
-      this.ended(ctx);
-      ctx.closeHook?.onClientClose();
-    });
+    (res as TrackedResponse)[CONTEXT] = ctx;
+    // `on`, not `once`: no wrapper.
+    res.on('close', this.onResponseClose);
     // Shutting down: every response says `Connection: close`, so keep-alive clients reconnect elsewhere.
     if (this.host.draining) res.shouldKeepAlive = false;
 
@@ -89,6 +116,7 @@ export class Pipeline {
     if (expectContinue) res.writeContinue();
     // A chunked body announces no length: it is counted as it streams (413 once over the limit).
     const limited = chunked && maxBody > 0 ? new BodyLimit(req, maxBody) : undefined;
+    ctx.bodyLimit = limited;
 
     const traceparent = fields.traceparent;
     if (traceparent !== undefined) ctx.traceparent = traceparent;
@@ -106,15 +134,10 @@ export class Pipeline {
       }),
       body: limited ?? (hasBody ? req : null),
     };
-    const run = (request: UpstreamRequest, interceptor?: ResponseInterceptor): void => {
-      const exchange = new Exchange(this.host, snapshot, ctx, service, request, interceptor);
-      if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
-      exchange.start();
-    };
     // The cache answers from storage, or runs the exchange itself with its interceptor on the answer.
     const cache = this.host.cache;
-    if (cache !== undefined && service.cacheEnabled) cache.handle(ctx, service, snapshot.via, upstreamReq, run);
-    else run(upstreamReq);
+    if (cache !== undefined && service.cacheEnabled) cache.handle(ctx, service, snapshot.via, upstreamReq, this.run);
+    else this.run(ctx, upstreamReq);
   }
 
   private ended(ctx: RequestContext): void {
