@@ -1,6 +1,6 @@
 // Turns rows into markdown: the results table, ratios, targets and the origin check.
 import { WORKLOADS, type WorkloadId } from './contenders.ts';
-import type { Row } from './measure.ts';
+import { median, type Row } from './measure.ts';
 
 const UNCACHED: WorkloadId[] = ['small', '64k'];
 const DEFAULT_KP = 'kubeproxy';
@@ -19,6 +19,20 @@ function find(rows: Row[], contender: string, w: WorkloadId): Row | undefined {
   return rows.find((r) => r.contender === contender && r.workload === w);
 }
 const usable = (r: Row | undefined): r is Row & { rps: number; p99Ms: number } => !!r && r.rps !== undefined && !r.invalid;
+
+/**
+ * a ÷ b as the median of the per-round ratios (a's run k ÷ b's run k): runs of the same round
+ * were taken seconds apart, so host drift cancels better than in the ratio of the medians, which
+ * is the fallback for results without round numbers.
+ */
+export function pairedRatio(a: Row, b: Row, key: 'rps' | 'p99Ms'): number {
+  const theirs = new Map(b.samples.filter((s) => s.round !== undefined).map((s) => [s.round, s[key]]));
+  const ratios = a.samples.flatMap((s) => {
+    const other = s.round === undefined ? undefined : theirs.get(s.round);
+    return other ? [s[key] / other] : [];
+  });
+  return ratios.length > 0 ? median(ratios) : a[key]! / b[key]!;
+}
 
 export function resultsTable(rows: Row[]): string {
   const body = rows.map((r) => [
@@ -44,7 +58,7 @@ export function ratioTable(rows: Row[]): string {
         const peer = find(rows, p, w);
         if (!peer) return '';
         if (!usable(k)) return 'n/a';
-        return usable(peer) ? x(k.rps / peer.rps) : 'n/a';
+        return usable(peer) ? x(pairedRatio(k, peer, 'rps')) : 'n/a';
       })]);
     }
   }
@@ -75,10 +89,10 @@ export function evaluateTargets(rows: Row[]): TargetResult[] {
     if (!usable(k)) return { ...base, measured: why(k, DEFAULT_KP), result: 'n/a' };
     if (!usable(p)) return { ...base, measured: why(p, t.peer), result: 'n/a' };
     if (t.maxP99 !== undefined) {
-      const r = k.p99Ms / p.p99Ms;
+      const r = pairedRatio(k, p, 'p99Ms');
       return { ...base, measured: `${x(r)} (${ms(k.p99Ms)} vs ${ms(p.p99Ms)})`, result: r <= t.maxP99 ? 'PASS' : 'FAIL' };
     }
-    const r = k.rps / p.rps;
+    const r = pairedRatio(k, p, 'rps');
     return { ...base, measured: `${x(r)} (${int(k.rps)} vs ${int(p.rps)})`, result: r >= t.min! ? 'PASS' : 'FAIL' };
   });
 }
@@ -123,7 +137,8 @@ export function busyWarning(rows: Row[]): string[] {
 
 /**
  * What metrics and the access log cost, from the three single-worker variants of the same run:
- * metrics = (access log off) vs (metrics+log off); access log = default vs (access log off).
+ * metrics = (access log off) vs (metrics+log off); access log = default vs (access log off),
+ * each from the per-round ratios (pairedRatio).
  * The observability issue's target: metrics cost ≤ 5 % of throughput.
  */
 export function observabilityCost(rows: Row[]): string {
@@ -133,8 +148,8 @@ export function observabilityCost(rows: Row[]): string {
     const noLog = find(rows, 'kubeproxy (access log off)', w);
     const none = find(rows, 'kubeproxy (metrics+log off)', w);
     if (!usable(all) || !usable(noLog) || !usable(none)) continue;
-    const metricsCost = 1 - noLog.rps / none.rps;
-    const logCost = 1 - all.rps / noLog.rps;
+    const metricsCost = 1 - pairedRatio(noLog, none, 'rps');
+    const logCost = 1 - pairedRatio(all, noLog, 'rps');
     const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
     body.push([WORKLOADS[w].title, pct(metricsCost), metricsCost <= 0.05 ? 'PASS' : 'FAIL', pct(logCost)]);
   }
@@ -146,6 +161,7 @@ export interface BenchMeta { command: string; machine: string; setup: string; da
 
 /** The whole markdown report of a throughput run. */
 export function benchMarkdown(meta: BenchMeta, rows: Row[]): string {
+  const paired = rows.some((r) => r.samples.some((s) => s.round !== undefined));
   return [
     `## KubeProxy benchmark (${meta.date ?? 'n/a'})`, '',
     `Command: \`${meta.command}\``, '',
@@ -153,10 +169,14 @@ export function benchMarkdown(meta: BenchMeta, rows: Row[]): string {
     `Setup: ${meta.setup ?? 'n/a'}`, '',
     resultsTable(rows), '',
     '### KubeProxy ÷ peers (req/s, same run)', '',
+    paired
+      ? 'Median of the per-round ratios (KubeProxy run k ÷ peer run k, taken seconds apart), so a figure may differ from the ratio of the medians above.'
+      : 'Ratio of the medians (these results have no round numbers).', '',
     ratioTable(rows), '',
     '### Performance targets', '',
+    `Ratios as above${paired ? ' (median of per-round ratios); the figures in brackets are the medians' : ''}.`, '',
     targetsTable(evaluateTargets(rows)), '',
-    '### Cost of metrics and access log (same run; negative = within noise)', '',
+    `### Cost of metrics and access log (same run${paired ? ', median of per-round ratios' : ''}; negative = within noise)`, '',
     observabilityCost(rows), '',
     '### Checks', '',
     ...originCheck(rows).map((l) => `- ${l}`),

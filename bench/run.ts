@@ -1,6 +1,7 @@
 // `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --only a,b]`
-// Orchestrates the loopback benchmark: starts the origin, measures each contender on each
-// workload (fresh process each time), prints markdown tables, writes bench/results/*.json.
+// Orchestrates the loopback benchmark: starts the origin, then per workload starts every
+// contender fresh and measures them in interleaved rounds (measure.ts), prints markdown tables,
+// writes bench/results/*.json.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { buildScripts, RESULTS_DIR } from './build.ts';
 import { childEnv, originDirect, peers, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
-import { measure, type Row } from './measure.ts';
+import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
 import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from './processes.ts';
@@ -90,7 +91,14 @@ await waitForPort(origin, originPorts[1], 10_000);
 
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
+// Report order (rows, tables).
 const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies];
+// Order within a measuring round: the rows the report divides sit side by side, so their k-th
+// samples are seconds apart (bare-undici or memory-server next to the default KubeProxy, then
+// the KubeProxy variants whose differences give the cost of metrics and of the access log).
+const [kpDefault, kpNoLog, kpNone, kpAuto] = kubeproxies as [Contender, Contender, Contender, Contender];
+const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kpNoLog, kpNone, kpAuto];
+if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
 const selected = (c: Contender) => c === originDirect || !only || only.some((o) => c.id.includes(o));
 
 const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
@@ -123,18 +131,21 @@ if (opt.memory) {
   console.log(`\n${out}\n`);
   console.log(`results: ${save('memory', { command, machine, options: memOpts, results })}`);
 } else {
-  const plan = (Object.keys(WORKLOADS) as WorkloadId[]).flatMap((w) => all.filter((c) => selected(c) && c.workloads.includes(w)).map((c) => [c, w] as const));
-  console.log(`${plan.length} measurements: ${runs} × ${durationS} s each after a ${warmupS} s warm-up, wrk -t1 -c${connections}`);
+  const workloads = (Object.keys(WORKLOADS) as WorkloadId[]).map((w) => ({ w, contenders: roundOrder.filter((c) => selected(c) && c.workloads.includes(w)) }));
+  const count = workloads.reduce((n, x) => n + x.contenders.length, 0);
+  console.log(`${count} rows over ${workloads.length} workloads: per workload every contender started, warmed up ${warmupS} s, then ${runs} interleaved round(s) of one ${durationS} s run each; wrk -t1 -c${connections}`);
   const rows: Row[] = [];
-  for (const [i, [c, w]] of plan.entries()) {
-    const row = await measure(c, w, ctx, { durationS, runs, warmupS, connections, quietWaitS });
-    rows.push(row);
-    const fig = row.rps === undefined ? row.missing : `${Math.round(row.rps)} req/s, p99 ${row.p99Ms!.toFixed(2)} ms${row.invalid ? ' (check failed)' : ''}`;
-    console.log(`[${i + 1}/${plan.length}] ${w.padEnd(9)} ${c.id.padEnd(28)} ${fig}`);
+  for (const { w, contenders } of workloads) {
+    const measured = await measureWorkload(contenders, w, ctx, { durationS, runs, warmupS, connections, quietWaitS });
+    for (const row of measured) {
+      const fig = row.rps === undefined ? row.missing : `median ${Math.round(row.rps).toLocaleString('en-US')} req/s, p99 ${row.p99Ms!.toFixed(2)} ms${row.invalid ? ' (check failed)' : ''}`;
+      console.log(`[done] ${w.padEnd(9)} ${row.contender.padEnd(28)} ${fig}`);
+    }
+    rows.push(...all.flatMap((c) => measured.filter((r) => r.contender === c.id)));
   }
   const meta: BenchMeta = {
     command, machine, date: new Date().toISOString().slice(0, 10),
-    setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; median of ${runs} run(s) of ${durationS} s after a ${warmupS} s warm-up; a fresh proxy process per workload; KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
+    setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; ${runs} interleaved round(s) (run k of every contender, then run k+1), ${durationS} s each after a ${warmupS} s warm-up, median reported; a fresh proxy process per workload, all of a workload's contenders up at once (idle while not measured); KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
   };
   const out = benchMarkdown(meta, rows);
   console.log(`\n${out}\n`);
