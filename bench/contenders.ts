@@ -24,6 +24,14 @@ export interface Ctx {
   loadCpu: string | null;
   nginxBin: string | undefined;
   nginxMissing: string | undefined;
+  /** Run Node contenders under a command prefix (valgrind: `--instructions`), with longer waits. */
+  wrap?: Wrap;
+}
+
+export interface Wrap {
+  prefix: readonly string[];
+  startTimeoutMs: number;
+  stopGraceMs: number;
 }
 
 export interface Running {
@@ -62,14 +70,15 @@ function nodePeer(id: string, script: (typeof SCRIPTS)[number], kind: Contender[
         cpu: ctx.proxyCpu,
         env: childEnv({ PORT: String(port), UPSTREAM: `http://127.0.0.1:${ctx.originPorts[0]}` }),
         logFile: join(ctx.tmpDir, `${id}.log`),
+        wrap: ctx.wrap?.prefix,
       });
       try {
-        await waitForPort(proc, port, 10_000);
+        await waitForPort(proc, port, ctx.wrap?.startTimeoutMs ?? 10_000);
       } catch (e) {
         await stopProcess(proc);
         throw e;
       }
-      return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc) };
+      return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc, ctx.wrap?.stopGraceMs) };
     },
   };
 }

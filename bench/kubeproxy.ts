@@ -69,14 +69,15 @@ export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
         cwd: PROJECT_DIR,
         env: childEnv({}),
         logFile: join(ctx.tmpDir, `kubeproxy-${Date.now()}.log`),
+        wrap: ctx.wrap?.prefix,
       });
       try {
-        await waitForPort(proc, port, 20_000);
+        await waitForPort(proc, port, ctx.wrap?.startTimeoutMs ?? 20_000);
       } catch (e) {
         await stopProcess(proc);
         throw new NotAvailable((e as Error).message);
       }
-      return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc) };
+      return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc, ctx.wrap?.stopGraceMs) };
     },
   };
 }

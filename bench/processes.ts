@@ -14,6 +14,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** stdout and stderr go to this file (never to a pipe the harness must drain). */
   logFile?: string;
+  /** Command prefix (e.g. valgrind and its options): the process started is `wrap[0]`. */
+  wrap?: readonly string[];
 }
 
 export interface Proc {
@@ -25,7 +27,8 @@ export interface Proc {
 }
 
 export function startProcess(cmd: string, args: string[], o: StartOptions = {}): Proc {
-  const [file, argv] = o.cpu != null ? ['taskset', ['-c', o.cpu, cmd, ...args]] : [cmd, args];
+  const full = [...(o.wrap ?? []), cmd, ...args];
+  const [file, argv] = o.cpu != null ? ['taskset', ['-c', o.cpu, ...full]] : [full[0]!, full.slice(1)];
   const fd = o.logFile ? openSync(o.logFile, 'a') : 'ignore';
   const child = spawn(file, argv, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', fd, fd] });
   if (typeof fd === 'number') closeSync(fd);
@@ -109,6 +112,14 @@ export async function stopProcess(proc: Proc, graceMs = 3000): Promise<void> {
   if (left.length > 0) signalTree(left, 'SIGKILL');
   const hard = Date.now() + 2000;
   while (!proc.exited && Date.now() < hard) await sleep(50);
+}
+
+/** Kills `child` too when the harness is stopped (a child not started by startProcess, e.g. wrk). */
+export function killOnExit(child: ChildProcess): void {
+  live.add(child);
+  const forget = () => live.delete(child);
+  child.once('exit', forget);
+  child.once('error', forget);
 }
 
 function killAllNow(): void {

@@ -1,4 +1,4 @@
-// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --only a,b]`
+// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --only a,b]`
 // Orchestrates the loopback benchmark: starts the origin, then per workload starts every
 // contender fresh and measures them in interleaved rounds (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
@@ -13,6 +13,7 @@ import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
+import { runInstructions } from './instructions.ts';
 import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from './processes.ts';
 import { benchMarkdown, evaluateTargets, type BenchMeta } from './report.ts';
 import { ensureBinary, versionOf } from './tools.ts';
@@ -25,6 +26,9 @@ const { values: opt } = parseArgs({
     connections: { type: 'string', default: '64' },
     quick: { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
+    'warmup-requests': { type: 'string' },
+    requests: { type: 'string' },
     soak: { type: 'string', default: '60s' },
     'quiet-wait': { type: 'string', default: '30s' },
     only: { type: 'string' },
@@ -56,6 +60,15 @@ if (opt.report) {
 }
 
 installCleanup();
+if (opt.instructions) {
+  // Counted under valgrind (instructions.ts): nothing pinned, no wrk or nginx needed.
+  const requests = (opt.requests ?? (opt.quick ? '500,1500' : '1000,3000')).split(',').map(Number);
+  if (requests.length !== 2 || !requests.every(Number.isInteger)) throw new Error(`--requests: expected N1,N2 (e.g. 1000,3000), got ${opt.requests}`);
+  const warmupRequests = Number(opt['warmup-requests'] ?? (opt.quick ? 1000 : 3000));
+  if (!Number.isInteger(warmupRequests)) throw new Error(`--warmup-requests: expected an integer, got ${opt['warmup-requests']}`);
+  await runInstructions({ command, warmupRequests, requests: requests as [number, number] });
+  process.exit(0);
+}
 const cpuCount = os.availableParallelism(); // before pinning ourselves, which narrows it to 1
 const pinned = cpuCount >= 2;
 if (pinned) {

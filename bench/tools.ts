@@ -1,4 +1,4 @@
-// Finds wrk and nginx, installing the Debian package with apt-get when one is absent.
+// Finds wrk, nginx and valgrind (`--instructions`), installing the Debian package with apt-get when one is absent.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 

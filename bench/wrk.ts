@@ -1,5 +1,6 @@
 // Runs wrk (pinned with taskset) and parses its --latency output.
 import { spawn } from 'node:child_process';
+import { killOnExit } from './processes.ts';
 
 export interface WrkOptions {
   url: string;
@@ -51,6 +52,8 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
   const [file, argv] = o.cpu != null ? ['taskset', ['-c', o.cpu, 'wrk', ...args]] : ['wrk', args];
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Ctrl-C of the harness stops a run in progress too.
+    killOnExit(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d; });
