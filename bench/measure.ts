@@ -17,6 +17,13 @@ export interface RunOptions {
   /** Rounds: every contender is measured once per round. */
   runs: number;
   warmupS: number;
+  /**
+   * An unmeasured run right before each sample: a contender idle while the others were measured
+   * has had its young generation shrunk and cold code dropped by V8's idle-time GC (the memory
+   * reducer, bytecode flushing); without it, the first second of each sample re-warms it, and
+   * more so for a bigger program.
+   */
+  rewarmS: number;
   connections: number;
   /** Wait up to this long for other processes to leave the machine before starting. */
   quietWaitS: number;
@@ -165,6 +172,7 @@ async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'd
   const { pid } = s.running;
   const path = WORKLOADS[w].path;
   for (;;) {
+    if (o.rewarmS > 0) await runWrk({ ...s.wrk, durationS: o.rewarmS });
     const startedPids = slots.filter(alive).map((x) => x.running.pid);
     const idleRoots = startedPids.filter((p) => p !== pid && p !== ctx.originPid);
     const counts0 = await originCounts(ctx);
