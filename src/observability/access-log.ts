@@ -32,7 +32,9 @@
  * 16 MiB of backlog rather than growing without bound.
  */
 import { pino } from 'pino';
+import { getHeader } from '../cache/headers.ts';
 import type { RequestContext } from '../context.ts';
+import { rawHeader } from '../upstream/headers.ts';
 
 export interface AccessLogSettings {
   /** Share of successful requests logged, 0..1. */
@@ -253,33 +255,15 @@ export function formatAccessLogLine(ctx: RequestContext, status: number, now: nu
   if (ctx.errorMessage !== '') line += ',"errorMessage":' + str(ctx.errorMessage);
   line += ',"clientIp":' + str(ctx.clientIp);
   // Read from rawHeaders: req.headers would build an object of every field for one or two of them.
-  const ua = firstHeader(req.rawHeaders, 'user-agent');
+  // rawHeader keeps the first User-Agent and getHeader joins repeated traceparent lines, as req.headers does.
+  const ua = rawHeader(req.rawHeaders, 'user-agent');
   if (ua !== undefined) line += ',"userAgent":' + str(ua.length > MAX_USER_AGENT ? ua.slice(0, MAX_USER_AGENT) : ua);
-  const traceparent = ctx.traceparent ?? joinedHeader(req.rawHeaders, 'traceparent');
+  const traceparent = ctx.traceparent ?? getHeader(req.rawHeaders, 'traceparent');
   if (traceparent !== undefined) {
     const trace = parseTraceparent(traceparent);
     if (trace !== undefined) line += ',"traceId":"' + trace.traceId + '","parentSpanId":"' + trace.parentId + '"';
   }
   return line + '}\n';
-}
-
-/** The first value of a field (as req.headers keeps User-Agent), `lower` being its lower-case name. */
-function firstHeader(raw: readonly string[], lower: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) return raw[i + 1];
-  }
-  return undefined;
-}
-
-/** Every value of a field joined with ", " (as req.headers joins traceparent). */
-function joinedHeader(raw: readonly string[], lower: string): string | undefined {
-  let out: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
-  }
-  return out;
 }
 
 /** Milliseconds with microsecond precision. */
