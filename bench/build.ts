@@ -28,3 +28,13 @@ export function buildScripts(): Record<(typeof SCRIPTS)[number], string> {
   }
   return out;
 }
+
+/** Writes `data` as bench/results/<name>-<stamp>.json and <name>-latest.json; returns the first. */
+export function saveResults(name: string, stamp: string, data: unknown): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const text = JSON.stringify(data, null, 2);
+  const file = join(RESULTS_DIR, `${name}-${stamp}.json`);
+  writeFileSync(file, text);
+  writeFileSync(join(RESULTS_DIR, `${name}-latest.json`), text);
+  return file;
+}

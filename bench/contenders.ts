@@ -1,7 +1,7 @@
 // What is measured: the workloads and the contenders (how each one is started).
 import { join } from 'node:path';
 import type { SCRIPTS } from './build.ts';
-import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { freePort, startProcess, stopProcess, waitForPort, type Proc } from './processes.ts';
 
 export type WorkloadId = 'small' | '64k' | 'cache-hit';
 
@@ -81,6 +81,17 @@ function nodePeer(id: string, script: (typeof SCRIPTS)[number], kind: Contender[
       return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc, ctx.wrap?.stopGraceMs) };
     },
   };
+}
+
+/** Starts the origin (origin.ts) on two free ports, pinned to `cpu` when given. */
+export async function startOrigin(scripts: Ctx['scripts'], tmpDir: string, cpu: string | null): Promise<{ proc: Proc; ports: [number, number] }> {
+  const ports: [number, number] = [await freePort(), await freePort()];
+  const proc = startProcess(process.execPath, [scripts['origin.ts']], {
+    cpu, env: childEnv({ PORTS: ports.join(',') }), logFile: join(tmpDir, 'origin.log'),
+  });
+  await waitForPort(proc, ports[0], 10_000);
+  await waitForPort(proc, ports[1], 10_000);
+  return { proc, ports };
 }
 
 export const originDirect: Contender = {

@@ -9,14 +9,15 @@
 // requests in one and N2 in the other. Startup, warm-up and shutdown are the same in both, so
 // (Ir(N2 run) - Ir(N1 run)) / (N2 - N1) is the steady-state cost of one request.
 import http from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
-import { buildScripts, RESULTS_DIR } from './build.ts';
-import { childEnv, HOST, peers, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
+import { buildScripts, saveResults } from './build.ts';
+import { HOST, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
-import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { originCounts } from './measure.ts';
+import { runTmpDir, stopProcess } from './processes.ts';
+import { cpuModel } from './procstat.ts';
 import { table } from './report.ts';
 import { ensureBinary, versionOf } from './tools.ts';
 
@@ -89,11 +90,6 @@ function drive(port: number, path: string, n: number, bytes: number): Promise<Dr
   });
 }
 
-async function originCount(ctx: Ctx, path: string): Promise<number> {
-  const res = await request(`http://127.0.0.1:${ctx.originPorts[0]}/__stats`, { signal: AbortSignal.timeout(5000) });
-  return ((await res.body.json()) as Record<string, number>)[path] ?? 0;
-}
-
 /** The `summary:` line of a cachegrind output file: with --cache-sim=no, the total Ir. */
 function cachegrindIr(file: string): number {
   if (!existsSync(file)) throw new Error(`cachegrind wrote no ${file} (was the process killed before it could exit?)`);
@@ -108,9 +104,9 @@ async function countRun(c: Contender, ctx: Ctx, w: WorkloadId, warmup: number, n
   let counted: { originRequests: number; seconds: number };
   try {
     await drive(r.port, path, warmup, bytes);
-    const before = await originCount(ctx, path);
+    const before = (await originCounts(ctx))[path] ?? 0;
     const { seconds } = await drive(r.port, path, n, bytes);
-    counted = { originRequests: (await originCount(ctx, path)) - before, seconds };
+    counted = { originRequests: ((await originCounts(ctx))[path] ?? 0) - before, seconds };
   } finally {
     // SIGTERM, then wait (stopGraceMs) for the exit: cachegrind writes its file as the process exits.
     await r.stop();
@@ -155,15 +151,9 @@ export async function runInstructions(o: InstructionsOptions): Promise<void> {
   if (stale) console.log(stale);
 
   const scripts = buildScripts();
-  const tmpDir = mkdtempSync(join(os.tmpdir(), 'kubeproxy-bench-'));
-  process.on('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
-  const originPorts: [number, number] = [await freePort(), await freePort()];
+  const tmpDir = runTmpDir();
   // The origin and this driver run natively: valgrind counts only the contender's process.
-  const origin = startProcess(process.execPath, [scripts['origin.ts']], {
-    env: childEnv({ PORTS: originPorts.join(',') }), logFile: join(tmpDir, 'origin.log'),
-  });
-  await waitForPort(origin, originPorts[0], 10_000);
-  await waitForPort(origin, originPorts[1], 10_000);
+  const { proc: origin, ports: originPorts } = await startOrigin(scripts, tmpDir, null);
 
   const ctx: Ctx = {
     tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: null, loadCpu: null, nginxBin: undefined, nginxMissing: 'not used',
@@ -209,7 +199,7 @@ export async function runInstructions(o: InstructionsOptions): Promise<void> {
     }
   }
 
-  const machine = `${/^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU'}, ${os.availableParallelism()} CPUs; Node ${process.version}; ${versionOf(valgrind, ['--version'])}`;
+  const machine = `${cpuModel()}, ${os.availableParallelism()} CPUs; Node ${process.version}; ${versionOf(valgrind, ['--version'])}`;
   const date = new Date().toISOString();
   const out = [
     `## KubeProxy instructions per request (${date.slice(0, 10)})`, '',
@@ -219,11 +209,7 @@ export async function runInstructions(o: InstructionsOptions): Promise<void> {
   ].join('\n');
   console.log(`\n${out}\n`);
 
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const data = JSON.stringify({ command: o.command, machine, date, options: { warmupRequests: o.warmupRequests, requests: o.requests, connections: CONNECTIONS }, rows }, null, 2);
-  const file = join(RESULTS_DIR, `instructions-${date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, data);
-  writeFileSync(join(RESULTS_DIR, 'instructions-latest.json'), data);
-  console.log(`results: ${file}`);
+  const data = { command: o.command, machine, date, options: { warmupRequests: o.warmupRequests, requests: o.requests, connections: CONNECTIONS }, rows };
+  console.log(`results: ${saveResults('instructions', date.replace(/[:.]/g, '-'), data)}`);
   await stopProcess(origin);
 }

@@ -1,11 +1,20 @@
 // Starts child processes (optionally pinned with taskset), waits for their port,
 // and stops every one of them (with its descendants) on stop, exit, error or SIGINT.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
 import { processTree } from './procstat.ts';
 
 const live = new Set<ChildProcess>();
+
+/** A temporary directory for one harness run (configs, logs), removed when the harness exits. */
+export function runTmpDir(): string {
+  const dir = mkdtempSync(join(os.tmpdir(), 'kubeproxy-bench-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 export interface StartOptions {
   /** CPU list for `taskset -c` (e.g. "0"); null runs unpinned. */

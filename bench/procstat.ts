@@ -95,3 +95,8 @@ export function selfAndChildrenCpuSeconds(): number {
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
+
+/** The CPU's model name, for the machine line of a report. */
+export function cpuModel(): string {
+  return /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+}

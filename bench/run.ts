@@ -3,18 +3,18 @@
 // contender fresh and measures them in interleaved rounds (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildScripts, RESULTS_DIR } from './build.ts';
-import { childEnv, originDirect, peers, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
+import { buildScripts, saveResults } from './build.ts';
+import { originDirect, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
 import { runInstructions } from './instructions.ts';
-import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { installCleanup, runTmpDir, stopProcess } from './processes.ts';
+import { cpuModel } from './procstat.ts';
 import { benchMarkdown, evaluateTargets, type BenchMeta } from './report.ts';
 import { ensureBinary, versionOf } from './tools.ts';
 
@@ -93,16 +93,10 @@ const stale = staleBuildNote();
 if (stale) console.log(stale);
 
 const scripts = buildScripts();
-const tmpDir = mkdtempSync(join(os.tmpdir(), 'kubeproxy-bench-'));
-process.on('exit', () => rmSync(tmpDir, { recursive: true, force: true }));
+const tmpDir = runTmpDir();
 
 const loadCpu = pinned ? '1' : null;
-const originPorts: [number, number] = [await freePort(), await freePort()];
-const origin = startProcess(process.execPath, [scripts['origin.ts']], {
-  cpu: loadCpu, env: childEnv({ PORTS: originPorts.join(',') }), logFile: join(tmpDir, 'origin.log'),
-});
-await waitForPort(origin, originPorts[0], 10_000);
-await waitForPort(origin, originPorts[1], 10_000);
+const { proc: origin, ports: originPorts } = await startOrigin(scripts, tmpDir, loadCpu);
 
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
@@ -116,17 +110,9 @@ const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, ba
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
 const selected = (c: Contender) => c === originDirect || !only || only.some((o) => c.id.includes(o));
 
-const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
-const machine = `${cpuModel}, ${cpuCount} CPUs; Node ${process.version}; ${versionOf('wrk', ['-v']).split(' Copyright')[0]}; ${nginxBin ? versionOf(nginxBin, ['-v']) : 'nginx: not installed'}`;
+const machine = `${cpuModel()}, ${cpuCount} CPUs; Node ${process.version}; ${versionOf('wrk', ['-v']).split(' Copyright')[0]}; ${nginxBin ? versionOf(nginxBin, ['-v']) : 'nginx: not installed'}`;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-mkdirSync(RESULTS_DIR, { recursive: true });
-
-function save(name: string, data: unknown): string {
-  const file = join(RESULTS_DIR, `${name}-${stamp}.json`);
-  writeFileSync(file, JSON.stringify(data, null, 2));
-  writeFileSync(join(RESULTS_DIR, `${name}-latest.json`), JSON.stringify(data, null, 2));
-  return file;
-}
+const save = (name: string, data: unknown): string => saveResults(name, stamp, data);
 
 if (opt.memory) {
   const streamBytes = 1024 * 1024 * 1024;
