@@ -261,8 +261,8 @@ export class CacheFlow implements ResponseInterceptor {
 
   private hitStatus(info: { ttl: number; detail?: string }, after: WaitOutcome | undefined): CacheStatusInfo {
     // RFC 9211 §2.6: served from another request's forward → fwd + collapsed, not hit.
-    if (after !== undefined) return { fwd: this.waitedFor ?? this.fwd, collapsed: true, ...info };
-    return { hit: true, ...info };
+    if (after !== undefined) return { fwd: this.waitedFor ?? this.fwd, collapsed: true, ttl: info.ttl, detail: info.detail };
+    return { hit: true, ttl: info.ttl, detail: info.detail };
   }
 
   private collapsible(): boolean {
@@ -717,8 +717,13 @@ export function plainZeroTtl(status: number, raw: readonly (Buffer | string)[], 
   return true;
 }
 
+const HTTPS_FIRST = /^\s*https\s*(,|$)/i;
+
 /** The scheme for keys: X-Forwarded-Proto as the pipeline forwards it (the client's only from trusted peers). */
 function requestScheme(upstreamHeaders: readonly string[]): Scheme {
   const proto = rawHeader(upstreamHeaders, 'x-forwarded-proto');
-  return proto !== undefined && /^\s*https\s*(,|$)/i.test(proto) ? 'https' : 'http';
+  // The pipeline sets a bare `http` / `https` unless a trusted peer sent a list: no regex for those.
+  if (proto === undefined || proto === 'http') return 'http';
+  if (proto === 'https') return 'https';
+  return HTTPS_FIRST.test(proto) ? 'https' : 'http';
 }

@@ -73,7 +73,7 @@ export class MemoryStore implements CacheStore {
     const obj = this.#lru.get(key);
     if (obj === undefined) return undefined;
     const now = this.#now();
-    if (!obj.variants.some((v) => isExpired(v, now))) return obj;
+    if (!anyExpired(obj.variants, now)) return obj;
     const live = obj.variants.filter((v) => !isExpired(v, now));
     if (live.length === 0) {
       this.#lru.delete(key);
@@ -143,6 +143,12 @@ export class MemoryStore implements CacheStore {
 
 function isExpired(entry: CacheEntry, now: number): boolean {
   return entry.expiresAt !== undefined && entry.expiresAt <= now;
+}
+
+/** A loop, not `some` with a closure: this runs on every lookup. */
+function anyExpired(variants: readonly CacheEntry[], now: number): boolean {
+  for (let i = 0; i < variants.length; i++) if (isExpired(variants[i]!, now)) return true;
+  return false;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {

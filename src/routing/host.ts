@@ -7,18 +7,34 @@ const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
 
 export function normaliseHost(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
+  // Consecutive requests nearly always carry the same Host: the last answer is kept (a pure
+  // function), which spares the lower-casing, slicing and regex of every request.
+  if (value === lastValue) return lastHost;
+  const host = normaliseHostOnce(value);
+  lastValue = value;
+  lastHost = host;
+  return host;
+}
+
+let lastValue: string | undefined;
+let lastHost: string | undefined;
+
+const PORT_AFTER_LITERAL = /^:\d{0,5}$/;
+const PORT = /^\d{0,5}$/;
+
+function normaliseHostOnce(value: string): string | undefined {
   let host = value.trim().toLowerCase();
   if (host.length === 0) return undefined;
   if (host.charCodeAt(0) === 91 /* [ */) {
     const end = host.indexOf(']');
     if (end < 0) return undefined;
     const rest = host.slice(end + 1);
-    if (rest !== '' && !/^:\d{0,5}$/.test(rest)) return undefined;
+    if (rest !== '' && !PORT_AFTER_LITERAL.test(rest)) return undefined;
     return host.slice(0, end + 1);
   }
   const colon = host.indexOf(':');
   if (colon >= 0) {
-    if (!/^\d{0,5}$/.test(host.slice(colon + 1))) return undefined;
+    if (!PORT.test(host.slice(colon + 1))) return undefined;
     host = host.slice(0, colon);
   }
   if (host.endsWith('.')) host = host.slice(0, -1);

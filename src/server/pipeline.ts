@@ -166,6 +166,10 @@ export class Pipeline {
  * An optional ResponseInterceptor (the cache layer, server/interceptor.ts) sees that final answer
  * only: it may tee the body, take the answer over, or answer a failure itself (stale-if-error).
  */
+function requestTimedOut(exchange: Exchange, limit: number): void {
+  exchange.fail(new ProxyError('timeout', `request to service "${exchange.serviceName}" took longer than ${limit} ms`));
+}
+
 export class Exchange implements UpstreamHandler, ClientCloseHook {
   private attempt: Attempt | undefined;
   private tried: Set<Instance> | undefined;
@@ -210,8 +214,13 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
     ctx.closeHook = this;
     const limit = service.timeouts.request;
     if (limit > 0) {
-      this.timer = setTimeout(() => this.fail(new ProxyError('timeout', `request to service "${service.name}" took longer than ${limit} ms`)), limit);
+      // The exchange as the timer's argument: no closure per request.
+      this.timer = setTimeout(requestTimedOut, limit, this, limit);
     }
+  }
+
+  get serviceName(): string {
+    return this.service.name;
   }
 
   /** The client's response closed (the pipeline's 'close' listener). */
