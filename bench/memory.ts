@@ -3,7 +3,9 @@
 //    first (1 s into the load) / last / max and drift = (last - first) / first.
 //  - 1 GiB streamed through the proxy, upload (POST /upload) and download (GET /stream),
 //    generated on the fly on both ends; target: adds < 32 MiB to the proxy's RSS, measured from
-//    just before the 1 GiB transfer, after a 64 MiB transfer of the same kind has warmed it up.
+//    just before the 1 GiB transfer, after a 64 MiB transfer of the same kind has warmed it up
+//    (its own growth is reported too: the same figure for 64 MiB and 1 GiB is a working set,
+//    not growth with body size).
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { HOST, NotAvailable, type Contender, type Ctx, type Running } from './contenders.ts';
@@ -19,10 +21,15 @@ export interface MemoryResult {
   contender: string;
   missing?: string;
   soak?: { firstMiB: number; lastMiB: number; maxMiB: number; driftPct: number; samplesMiB: number[] };
-  upload?: { addedMiB: number; baselineMiB: number; peakMiB: number; seconds: number };
-  download?: { addedMiB: number; baselineMiB: number; peakMiB: number; seconds: number };
+  upload?: Transfer;
+  download?: Transfer;
+  /** The 64 MiB transfers before them: the same growth there means none with body size. */
+  upload64?: Transfer;
+  download64?: Transfer;
   streamPass?: boolean;
 }
+
+interface Transfer { addedMiB: number; baselineMiB: number; peakMiB: number; seconds: number }
 
 const MIB = 1024 * 1024;
 const LIMIT_MIB = 32;
@@ -40,7 +47,7 @@ function generated(bytes: number): Readable {
 }
 
 /** Streams `bytes` through the proxy; RSS growth is measured from just before. */
-async function transfer(r: Running, kind: 'upload' | 'download', bytes: number) {
+async function transfer(r: Running, kind: 'upload' | 'download', bytes: number): Promise<Transfer> {
   await sleep(500);
   const baseline = treeRssKiB(r.pid);
   const rss = sampleRss(r.pid, 100);
@@ -87,9 +94,9 @@ export async function memoryCheck(c: Contender, ctx: Ctx, o: MemoryOptions): Pro
     await withFresh(c, ctx, o, async (r) => {
       // A 64 MiB transfer first brings the streaming path (socket buffers, young generation)
       // to its steady state, so that the 1 GiB figure shows growth with body size only.
-      await transfer(r, 'upload', 64 * MIB);
+      out.upload64 = await transfer(r, 'upload', 64 * MIB);
       out.upload = await transfer(r, 'upload', o.streamBytes);
-      await transfer(r, 'download', 64 * MIB);
+      out.download64 = await transfer(r, 'download', 64 * MIB);
       out.download = await transfer(r, 'download', o.streamBytes);
       out.streamPass = out.upload.addedMiB < LIMIT_MIB && out.download.addedMiB < LIMIT_MIB;
     });
@@ -113,7 +120,7 @@ export async function memoryCheck(c: Contender, ctx: Ctx, o: MemoryOptions): Pro
 export function memoryTable(results: MemoryResult[], o: MemoryOptions): string {
   const f = (n: number | undefined) => (n === undefined ? '—' : `${n.toFixed(1)}`);
   return table(
-    ['Proxy', `RSS first/last/max over ${o.soakS} s (MiB)`, 'Drift', `${o.streamBytes / MIB} MiB upload: +RSS`, 'download: +RSS', `< ${LIMIT_MIB} MiB`, 'Notes'],
+    ['Proxy', `RSS first/last/max over ${o.soakS} s (MiB)`, 'Drift', `${o.streamBytes / MIB} MiB upload: +RSS`, 'download: +RSS', `< ${LIMIT_MIB} MiB`, '64 MiB up / down: +RSS', 'Notes'],
     results.map((r) => [
       r.contender,
       r.soak ? `${f(r.soak.firstMiB)} / ${f(r.soak.lastMiB)} / ${f(r.soak.maxMiB)}` : '—',
@@ -121,6 +128,7 @@ export function memoryTable(results: MemoryResult[], o: MemoryOptions): string {
       r.upload ? `${f(r.upload.addedMiB)} MiB (${r.upload.seconds.toFixed(1)} s)` : '—',
       r.download ? `${f(r.download.addedMiB)} MiB (${r.download.seconds.toFixed(1)} s)` : '—',
       r.streamPass === undefined ? 'n/a' : r.streamPass ? 'PASS' : 'FAIL',
+      r.upload64 && r.download64 ? `${f(r.upload64.addedMiB)} / ${f(r.download64.addedMiB)} MiB` : '—',
       r.missing ?? '',
     ]),
   );
