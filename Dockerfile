@@ -44,6 +44,7 @@ COPY examples ./examples
 USER 10001:10001
 EXPOSE 8080 9901
 # Exec form, no shell in between: SIGTERM reaches node, which fails readiness, drains and exits 0.
+# The V8 flags are src/v8-flags.ts's (why: there).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "bin/kubeproxy"]
+ENTRYPOINT ["node", "--no-memory-reducer", "bin/kubeproxy"]
 CMD ["--config", "/etc/kubeproxy/config.yaml"]

@@ -1,9 +1,11 @@
-// Starts KubeProxy as `node bin/kubeproxy --config <generated yaml>`, in four variants.
+// Starts KubeProxy as `node --no-memory-reducer bin/kubeproxy --config <generated yaml>` (the
+// Docker image's command line; flags from src/v8-flags.ts), in four variants.
 // The config spelling lives only in kubeproxyConfig() below: adjust it there if the CLI's
 // format changes.
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { stringify } from 'yaml';
+import { V8_FLAGS } from '../src/v8-flags.ts';
 import { PROJECT_DIR } from './build.ts';
 import { childEnv, HOST, NotAvailable, type Contender, type Ctx } from './contenders.ts';
 import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
@@ -62,7 +64,8 @@ export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
       const [port, adminPort] = [await freePort(), await freePort()];
       const config = join(ctx.tmpDir, `kubeproxy-${id.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(config, kubeproxyConfig(v, port, adminPort, ctx.originPorts));
-      const proc = startProcess(process.execPath, [KUBEPROXY_BIN, '--config', config], {
+      // As the Docker image starts it: with the V8 flags of src/v8-flags.ts.
+      const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', config], {
         // The harness pins itself (and so every unpinned child) to CPU 1: `workers: auto` gets both
         // CPUs back explicitly, or it would resolve to one worker.
         cpu: pinned ? ctx.proxyCpu : '0-1',

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../src/config/load.ts';
+import { V8_FLAGS } from '../src/v8-flags.ts';
 import { ROOT, readText, readYaml, runCli, runCommand, tempFile } from './helpers/deploy.ts';
 import { request } from './helpers/http.ts';
 import { deadPort, namedOrigin } from './helpers/origin.ts';
@@ -159,12 +160,19 @@ describe('Dockerfile', () => {
   it('ENTRYPOINT is exec form and runs a bin of the package, so SIGTERM reaches node directly', () => {
     const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
     assert.equal(entry[0], 'node');
-    assert.equal(entry.length, 2);
-    assert.ok(Object.values(pkg.bin).includes(entry[1]!), `${entry[1]} is a bin of package.json`);
-    assert.ok(existsSync(join(ROOT, entry[1]!)));
-    assert.match(readText(entry[1]!), /from '\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
+    const bin = entry.at(-1)!;
+    assert.ok(Object.values(pkg.bin).includes(bin), `${bin} is a bin of package.json`);
+    assert.ok(existsSync(join(ROOT, bin)));
+    assert.match(readText(bin), /from '\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
     assert.equal(all(final, 'STOPSIGNAL').at(-1)?.args, 'SIGTERM');
     assert.ok(!/\b(sh|bash) -c\b|tini|dumb-init/.test(entry.join(' ')));
+  });
+
+  it('the image and bin/kubeproxy start node with the V8 flags of src/v8-flags.ts, and nothing else', () => {
+    const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
+    assert.deepEqual(entry.slice(1, -1), [...V8_FLAGS]);
+    const shebang = readText('bin/kubeproxy').split('\n')[0]!;
+    assert.equal(shebang, `#!/usr/bin/env -S node ${V8_FLAGS.join(' ')}`);
   });
 
   it('CMD passes arguments the CLI accepts', async () => {

@@ -31,6 +31,7 @@ import type { Config } from '../config/schema.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log, setLogLevel } from '../log.ts';
 import { metrics } from '../metrics/metrics.ts';
+import { withV8Flags } from '../v8-flags.ts';
 import { ClusterAdmin, type ClusterHost } from './admin.ts';
 import { workerCount } from './count.ts';
 import { WORKER_ENV, isFromWorker, type FromWorker, type ToWorker } from './messages.ts';
@@ -131,7 +132,8 @@ export class ClusterPrimary implements ClusterHost {
   async run(loaded: Buffer | undefined): Promise<number> {
     setLogLevel(this.config.proxy.log.level);
     // Workers run the CLI module itself (not process.argv[1], which may be a wrapper or a test runner).
-    cluster.setupPrimary({ exec: CLI_ENTRY, args: ['--config', this.path], execArgv: process.execArgv });
+    // Workers get the V8 flags even when the primary was started without them (see v8-flags.ts).
+    cluster.setupPrimary({ exec: CLI_ENTRY, args: ['--config', this.path], execArgv: withV8Flags(process.execArgv) });
     const { listen } = this.config.proxy;
     if (listen.port === 0) {
       try {
