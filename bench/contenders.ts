@@ -1,5 +1,6 @@
 // What is measured: the workloads and the contenders (how each one is started).
 import { join } from 'node:path';
+import { V8_FLAGS } from '../src/v8-flags.ts';
 import type { SCRIPTS } from './build.ts';
 import { freePort, startProcess, stopProcess, waitForPort, type Proc } from './processes.ts';
 
@@ -66,7 +67,8 @@ function nodePeer(id: string, script: (typeof SCRIPTS)[number], kind: Contender[
     id, kind, workloads, pinned: true,
     async start(ctx) {
       const port = await freePort();
-      const proc = startProcess(process.execPath, [ctx.scripts[script]], {
+      // With KubeProxy's V8 flags: the ceiling gets the same runtime settings as the proxy measured against it.
+      const proc = startProcess(process.execPath, [...V8_FLAGS, ctx.scripts[script]], {
         cpu: ctx.proxyCpu,
         env: childEnv({ PORT: String(port), UPSTREAM: `http://127.0.0.1:${ctx.originPorts[0]}` }),
         logFile: join(ctx.tmpDir, `${id}.log`),
