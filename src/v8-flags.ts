@@ -1,9 +1,10 @@
 /**
- * The V8 flags every KubeProxy process runs with. V8 reads them when it sets up the heap, so
- * they must be on the node command line (`v8.setFlagsFromString` at startup is too late for
- * them): bin/kubeproxy's shebang, the Docker image's ENTRYPOINT and the benchmark spell them
- * out, the cluster primary adds them to its workers' (withV8Flags), and
- * test/deploy-dockerfile.test.ts keeps those places in step with this list.
+ * The V8 flags KubeProxy's processes run with. V8 reads them when it sets up the heap, so they
+ * must be on the node command line (`v8.setFlagsFromString` at startup is too late for them):
+ * the Docker image's ENTRYPOINT and the benchmark spell them out (test/deploy-dockerfile.test.ts
+ * keeps the image in step with this list), the cluster primary adds them to its workers'
+ * (withV8Flags). bin/kubeproxy's shebang cannot carry them (`env -S` is not in BusyBox), so a
+ * single process started through the bin runs without them: the README says so.
  *
  * `--no-memory-reducer`: once a process has been idle for about 8 s after load, V8's memory
  * reducer runs full GCs to shrink the heap and leaves the old generation's limit just above

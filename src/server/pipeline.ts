@@ -152,6 +152,11 @@ export class Pipeline {
   }
 }
 
+/** The request timer's callback: one function for every exchange (no closure per request). */
+function requestTimedOut(exchange: Exchange, service: string, limit: number): void {
+  exchange.fail(new ProxyError('timeout', `request to service "${service}" took longer than ${limit} ms`));
+}
+
 /**
  * One request's journey to the instances: picks, forwards, retries on another instance when that
  * is safe, and streams the answer to the client with back-pressure.
@@ -166,10 +171,6 @@ export class Pipeline {
  * An optional ResponseInterceptor (the cache layer, server/interceptor.ts) sees that final answer
  * only: it may tee the body, take the answer over, or answer a failure itself (stale-if-error).
  */
-function requestTimedOut(exchange: Exchange, limit: number): void {
-  exchange.fail(new ProxyError('timeout', `request to service "${exchange.serviceName}" took longer than ${limit} ms`));
-}
-
 export class Exchange implements UpstreamHandler, ClientCloseHook {
   private attempt: Attempt | undefined;
   private tried: Set<Instance> | undefined;
@@ -214,13 +215,8 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
     ctx.closeHook = this;
     const limit = service.timeouts.request;
     if (limit > 0) {
-      // The exchange as the timer's argument: no closure per request.
-      this.timer = setTimeout(requestTimedOut, limit, this, limit);
+      this.timer = setTimeout(requestTimedOut, limit, this, service.name, limit);
     }
-  }
-
-  get serviceName(): string {
-    return this.service.name;
   }
 
   /** The client's response closed (the pipeline's 'close' listener). */
