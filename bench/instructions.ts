@@ -69,7 +69,8 @@ function drive(port: number, path: string, n: number, bytes: number): Promise<Dr
       if (err) reject(err);
       else resolve({ seconds: (Date.now() - t0) / 1000 });
     };
-    const timer = setTimeout(() => finish(new Error(`${n} requests did not finish within ${Math.round((n * 200 + 60_000) / 1000)} s (${done} done)`)), n * 200 + 60_000);
+    const limitMs = n * 200 + 60_000;
+    const timer = setTimeout(() => finish(new Error(`${n} requests did not finish within ${Math.round(limitMs / 1000)} s (${done} done)`)), limitMs);
     const one = () => {
       if (over || started >= n) return;
       const k = ++started;

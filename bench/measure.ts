@@ -19,9 +19,9 @@ export interface RunOptions {
   warmupS: number;
   /**
    * An unmeasured run right before each sample: a contender idle while the others were measured
-   * has had its young generation shrunk and cold code dropped by V8's idle-time GC (the memory
-   * reducer, bytecode flushing); without it, the first second of each sample re-warms it, and
-   * more so for a bigger program.
+   * is colder than after its warm-up (V8 flushes the bytecode of code left unused; before the
+   * contenders ran with --no-memory-reducer, its idle-time GC also shrank their heaps); without
+   * it, the first second of each sample re-warms it, and more so for a bigger program.
    */
   rewarmS: number;
   connections: number;
@@ -159,6 +159,9 @@ interface Slot {
 const alive = (s: Slot): s is Slot & { running: Running; wrk: Omit<WrkOptions, 'durationS'> } =>
   !!s.running && !!s.wrk && s.row.missing === undefined;
 
+/** Pids of the contenders that are up (measured or idle): the benchmark's own processes. */
+const startedPids = (slots: readonly Slot[]): number[] => slots.filter(alive).map((s) => s.running.pid);
+
 /** Marks the row as missing (KubeProxy is work in progress: any failure of it is "not available"). */
 function fail(s: Slot, e: unknown): void {
   const msg = (e as Error).message;
@@ -173,11 +176,11 @@ async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'd
   const path = WORKLOADS[w].path;
   for (;;) {
     if (o.rewarmS > 0) await runWrk({ ...s.wrk, durationS: o.rewarmS });
-    const startedPids = slots.filter(alive).map((x) => x.running.pid);
-    const idleRoots = startedPids.filter((p) => p !== pid && p !== ctx.originPid);
+    const started = startedPids(slots);
+    const idleRoots = started.filter((p) => p !== pid && p !== ctx.originPid);
     const counts0 = await originCounts(ctx);
     const [cpu0, idle0] = [cpuSeconds(processTree(pid)), cpuSeconds(trees(idleRoots))];
-    const [busy0, ours0] = [machineBusySeconds(), oursSeconds(ctx, startedPids)];
+    const [busy0, ours0] = [machineBusySeconds(), oursSeconds(ctx, started)];
     // RSS is sampled only while this contender is under load: its own peak, and no /proc
     // polling of idle contenders competing with wrk and the origin for CPU 1.
     const rss = sampleRss(pid, 250);
@@ -187,7 +190,7 @@ async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'd
     } finally {
       s.peakKiB = Math.max(s.peakKiB, rss.stop().peakKiB);
     }
-    const foreign = machineBusySeconds() - busy0 - (oursSeconds(ctx, startedPids) - ours0);
+    const foreign = machineBusySeconds() - busy0 - (oursSeconds(ctx, started) - ours0);
     const cpu = cpuSeconds(processTree(pid)) - cpu0;
     const idle = cpuSeconds(trees(idleRoots)) - idle0;
     const counts = await originCounts(ctx);
@@ -207,7 +210,7 @@ async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'd
     if (sample.foreignCpu >= 0.1 && s.redone < o.runs) {
       s.redone++;
       log(`${line}: machine busy (others used ${sample.foreignCpu.toFixed(2)} CPU), redo`);
-      await waitForQuiet(ctx, o.quietWaitS, startedPids);
+      await waitForQuiet(ctx, o.quietWaitS, started);
       continue;
     }
     log(sample.foreignCpu >= 0.1 ? `${line} (machine busy: others used ${sample.foreignCpu.toFixed(2)} CPU)` : line);
@@ -263,7 +266,6 @@ export async function measureWorkload(contenders: readonly Contender[], w: Workl
       await s.running?.stop(); // frees CPU 0 at once; stopping again at the end is a no-op
     }
   };
-  const startedPids = () => slots.filter(alive).map((s) => s.running.pid);
   try {
     await waitForQuiet(ctx, o.quietWaitS);
     for (const s of slots) {
@@ -283,7 +285,7 @@ export async function measureWorkload(contenders: readonly Contender[], w: Workl
       // and a drift that is linear over a round biases a pair's ratio one way in odd rounds and
       // the other way in even rounds, so it cancels across rounds.
       const order = round % 2 === 1 ? slots : [...slots].reverse();
-      await waitForQuiet(ctx, o.quietWaitS, startedPids());
+      await waitForQuiet(ctx, o.quietWaitS, startedPids(slots));
       for (const s of order) {
         if (!alive(s)) continue;
         await guarded(s, `[round ${round}/${o.runs}]`, async () => { await takeSample(s, round, slots, ctx, w, o, log); });
