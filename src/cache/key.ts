@@ -29,6 +29,7 @@
  *   normalizeAuthority(authority, scheme): string | undefined
  *   splitAbsoluteTarget(target): { scheme; authority; pathAndQuery } | undefined
  */
+import { IP_LITERAL, REG_NAME } from '../routing/host.ts';
 
 export type Scheme = 'http' | 'https';
 
@@ -47,9 +48,6 @@ export interface RequestTarget {
 
 const DEFAULT_PORT: Record<Scheme, string> = { http: '80', https: '443' };
 
-// reg-name / IPv4 characters (RFC 3986 §3.2.2): unreserved, pct-encoded, sub-delims.
-const REG_NAME = /^[a-z0-9\-._~%!$&'()*+,;=]*$/;
-const IP_LITERAL = /^\[[0-9a-f:.]+(?:%25[a-z0-9\-._~%]+)?\]$|^\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\]$/;
 
 /**
  * Normalises an authority (`host[:port]`, no userinfo) for use in a key, or

@@ -14,6 +14,7 @@ import type { UpstreamRequest } from '../upstream/client.ts';
 import type { Service } from '../upstream/service.ts';
 import { formatHttpDate } from './directives.ts';
 import { getHeader } from './headers.ts';
+import { cacheKey } from './key.ts';
 import { CacheLayer, TRANSITIONS, type CacheConfig, type CachePhase } from './layer.ts';
 
 /** Records what the layer writes to the client. */
@@ -218,6 +219,41 @@ describe('cache layer state machine', () => {
 });
 
 describe('cache layer lifecycle', () => {
+  it('a URL answered uncacheable stays uncollapsed while such answers keep coming, and collapses again 30 s after the last', () => {
+    const t = setup();
+    const key = cacheKey('web', 'GET', { scheme: 'http', authority: 'web.test', target: '/u' })!;
+    const uncacheable = () => {
+      t.send('GET', '/u');
+      t.answer(200, ['Content-Length', '1'], 'x');
+    };
+    uncacheable();
+    assert.ok(t.layer.isUncollapsible(key));
+    // Two requests at once are both forwarded: neither waits for the other.
+    const before = t.forwarded.length;
+    t.send('GET', '/u');
+    t.send('GET', '/u');
+    assert.equal(t.forwarded.length, before + 2);
+    t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[before]);
+    t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[before + 1]);
+    // An uncacheable answer in the second half of the window renews it.
+    t.advance(20_000);
+    uncacheable();
+    t.advance(20_000);
+    assert.ok(t.layer.isUncollapsible(key), 'renewed 20 s in: still marked 40 s in');
+    // No more traffic: the mark ends, and the next burst collapses behind one request.
+    t.advance(11_000);
+    assert.equal(t.layer.isUncollapsible(key), false);
+    const n = t.forwarded.length;
+    t.send('GET', '/u');
+    t.send('GET', '/u');
+    assert.equal(t.forwarded.length, n + 1, 'the second request waits for the first');
+    // The leader's answer cannot be stored either: the waiting request goes upstream itself.
+    t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[n]);
+    assert.equal(t.forwarded.length, n + 2);
+    t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[n + 1]);
+    assert.equal(t.layer.flights.size, 0);
+  });
+
   it('a reload keeps the store unless its size limits change; evictions never go back', async () => {
     const t = setup({ ...CONFIG, maxSize: 4096, maxObjectSize: 2048 });
     for (const p of ['/1', '/2', '/3', '/4', '/5', '/6']) {

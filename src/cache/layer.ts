@@ -74,7 +74,13 @@ export class CacheLayer {
   readonly flights = new Collapser();
   /** The cache's clock (epoch ms). Tests replace it to let time pass without waiting. */
   now: () => number = Date.now;
-  private readonly uncollapsible = new LRUCache<string, true>({ max: 10_000, ttl: UNCOLLAPSIBLE_MS });
+  /**
+   * Keys whose last answer could not be stored, with the cache-clock time their mark ends. A
+   * plain Map-backed LRU read against `now` rather than lru-cache's own TTL: the mark of a busy
+   * uncacheable URL is renewed once half its window has passed instead of on every answer (a set
+   * with TTL bookkeeping per request), and tests can move the cache clock.
+   */
+  private readonly uncollapsible = new LRUCache<string, number>({ max: 10_000 });
   private storeLimits = '';
   private cachedServices = new Set<string>();
   /** Evictions of stores replaced by a reload, so `stats().evictions` never goes back. */
@@ -145,11 +151,16 @@ export class CacheLayer {
   }
 
   isUncollapsible(key: string): boolean {
-    return this.uncollapsible.has(key);
+    if (this.uncollapsible.size === 0) return false;
+    const until = this.uncollapsible.get(key);
+    return until !== undefined && until > this.now();
   }
 
   markUncollapsible(key: string): void {
-    if (this.collapseTimeout > 0) this.uncollapsible.set(key, true);
+    if (this.collapseTimeout <= 0) return;
+    const now = this.now();
+    const until = this.uncollapsible.get(key);
+    if (until === undefined || until - now < UNCOLLAPSIBLE_MS / 2) this.uncollapsible.set(key, now + UNCOLLAPSIBLE_MS);
   }
 
   clearUncollapsible(key: string): void {

@@ -3,7 +3,8 @@
  * IPv6 literals kept in brackets, a trailing dot ignored. Returns undefined for a value that is
  * not a valid host, so the caller can answer 400 instead of guessing.
  */
-const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
+/** reg-name / IPv4 characters (RFC 3986 §3.2.2), lower-cased: unreserved, pct-encoded, sub-delims. */
+export const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
 
 export function normaliseHost(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -20,6 +21,11 @@ let lastValue: string | undefined;
 let lastHost: string | undefined;
 
 const PORT_AFTER_LITERAL = /^:\d{0,5}$/;
+/**
+ * RFC 3986 §3.2.2 IP-literal, lower-cased: an IPv6 address (characters only, with an RFC 6874
+ * zone) or an IPvFuture. Shared with the cache key's authority rules.
+ */
+export const IP_LITERAL = /^\[[0-9a-f:.]+(?:%25[a-z0-9\-._~%]+)?\]$|^\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\]$/;
 const PORT = /^\d{0,5}$/;
 
 function normaliseHostOnce(value: string): string | undefined {
@@ -30,7 +36,10 @@ function normaliseHostOnce(value: string): string | undefined {
     if (end < 0) return undefined;
     const rest = host.slice(end + 1);
     if (rest !== '' && !PORT_AFTER_LITERAL.test(rest)) return undefined;
-    return host.slice(0, end + 1);
+    // An IP-literal holds an IPv6 address or an IPvFuture, nothing else (`[a"b]` is a 400, not a
+    // name to route).
+    const literal = host.slice(0, end + 1);
+    return IP_LITERAL.test(literal) ? literal : undefined;
   }
   const colon = host.indexOf(':');
   if (colon >= 0) {

@@ -17,6 +17,13 @@ describe('Host normalisation', () => {
     ['exa mple.com', undefined],
     ['example.com:80x', undefined],
     ['[::1', undefined],
+    ['[::ffff:10.0.0.1]', '[::ffff:10.0.0.1]'],
+    ['[v1.Fe80::a+en1]:80', '[v1.fe80::a+en1]'],
+    ['[FE80::1%25eth0]', '[fe80::1%25eth0]'],
+    ['[a"b]', undefined],
+    ['[::1\\]', undefined],
+    ['[]', undefined],
+    ['[example.com]', undefined],
     ['a/b', undefined],
   ];
   for (const [input, expected] of table) {
