@@ -1,11 +1,19 @@
-// Measures every contender of one workload in interleaved rounds: start them all fresh, check
-// each answers, warm each up, then run 1 of every contender, run 2 of every contender, ...
-// with CPU time, RSS and origin hit counts around each run.
+// Measures every contender of one workload in interleaved rounds: run 1 of every contender, run 2
+// of every contender, ... Each run has a process of its own: the contender is started, checked,
+// warmed up, measured (CPU time, RSS and origin hit counts around the run) and stopped, so only
+// one contender runs at a time.
 //
 // Why interleaved: on a shared VM the host's noise drifts over tens of seconds (the same config
 // measures 12k req/s one minute and 21k the next). Measured back to back per contender, two
 // contenders' figures were minutes apart and their ratio mostly measured the drift. Within a
 // round the samples are seconds apart, so per-round ratios (report.ts) cancel most of it.
+//
+// Why a process per run: two processes of the same program differ by more than the drift within
+// a round. One with an unlucky start (where V8 put what, what it compiled when, the state its GC
+// settled in) kept its pace for every round when a workload's processes lived through all of
+// them: the same build measured 0.70x and 0.85x the bare pass-through in two runs of a day, each
+// steady over its 7 rounds. With a process per run, the median over the rounds is also a median
+// over processes. It also leaves no contender idling beside the one under load.
 import { request } from 'undici';
 import { HOST, NotAvailable, WORKLOADS, type Contender, type Ctx, type Running, type WorkloadId } from './contenders.ts';
 import { cpuSeconds, machineBusySeconds, processTree, sampleRss, selfAndChildrenCpuSeconds, statusKiB } from './procstat.ts';
@@ -16,14 +24,8 @@ export interface RunOptions {
   durationS: number;
   /** Rounds: every contender is measured once per round. */
   runs: number;
+  /** Unmeasured load on each fresh process before its run: V8 compiles the hot path meanwhile. */
   warmupS: number;
-  /**
-   * An unmeasured run right before each sample: a contender idle while the others were measured
-   * is colder than after its warm-up (V8 flushes the bytecode of code left unused; before the
-   * contenders ran with --no-memory-reducer, its idle-time GC also shrank their heaps); without
-   * it, the first second of each sample re-warms it, and more so for a bigger program.
-   */
-  rewarmS: number;
   connections: number;
   /** Wait up to this long for other processes to leave the machine before starting. */
   quietWaitS: number;
@@ -38,8 +40,6 @@ export interface Sample {
   proxyCpu: number;
   /** CPUs used by processes that are not part of the benchmark during the run. */
   foreignCpu: number;
-  /** CPUs used by the other (idle) contenders of the round during the run. */
-  idleCpu?: number;
   requests: number;
   originHits: number;
   non2xx: number;
@@ -119,7 +119,7 @@ async function foreignLoad(ctx: Ctx, ms: number, contenderPids: readonly number[
 
 /**
  * Waits (bounded) until other processes use < 0.1 CPU; returns the last reading. The processes
- * in `contenderPids` (started, idle contenders) count as the benchmark's own.
+ * in `contenderPids` (the contender under test) count as the benchmark's own.
  */
 export async function waitForQuiet(ctx: Ctx, maxWaitS: number, contenderPids: readonly number[] = []): Promise<number> {
   const deadline = Date.now() + maxWaitS * 1000;
@@ -148,19 +148,13 @@ function check(row: Row, c: Contender, w: WorkloadId): void {
 interface Slot {
   c: Contender;
   row: Row;
-  running?: Running;
-  wrk?: Omit<WrkOptions, 'durationS'>;
   /** Runs redone because the machine was busy (at most `runs` per row). */
   redone: number;
-  /** Peak of the RSS sampled during this contender's own runs (KiB). */
+  /** Peak RSS over this contender's processes (KiB): sampled during its runs, VmHWM when readable. */
   peakKiB: number;
+  /** Most processes one of its runs had (workers: auto). */
+  processes: number;
 }
-
-const alive = (s: Slot): s is Slot & { running: Running; wrk: Omit<WrkOptions, 'durationS'> } =>
-  !!s.running && !!s.wrk && s.row.missing === undefined;
-
-/** Pids of the contenders that are up (measured or idle): the benchmark's own processes. */
-const startedPids = (slots: readonly Slot[]): number[] => slots.filter(alive).map((s) => s.running.pid);
 
 /** Marks the row as missing (KubeProxy is work in progress: any failure of it is "not available"). */
 function fail(s: Slot, e: unknown): void {
@@ -169,48 +163,43 @@ function fail(s: Slot, e: unknown): void {
   else s.row.missing = e instanceof NotAvailable ? `${s.c.id}: not available (${msg})` : `error: ${msg}`;
 }
 
-/** One measured run of `s` (redone after a quiet wait while the machine is busy); adds the sample. */
-async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'durationS'> }, round: number, slots: Slot[],
+/** One measured run of `s` on `running` (redone after a quiet wait while the machine is busy); adds the sample. */
+async function takeSample(s: Slot, running: Running, wrk: Omit<WrkOptions, 'durationS'>, round: number,
   ctx: Ctx, w: WorkloadId, o: RunOptions, log: (line: string) => void): Promise<Sample> {
-  const { pid } = s.running;
+  const { pid } = running;
   const path = WORKLOADS[w].path;
   for (;;) {
-    if (o.rewarmS > 0) await runWrk({ ...s.wrk, durationS: o.rewarmS });
-    const started = startedPids(slots);
-    const idleRoots = started.filter((p) => p !== pid && p !== ctx.originPid);
     const counts0 = await originCounts(ctx);
-    const [cpu0, idle0] = [cpuSeconds(processTree(pid)), cpuSeconds(trees(idleRoots))];
-    const [busy0, ours0] = [machineBusySeconds(), oursSeconds(ctx, started)];
-    // RSS is sampled only while this contender is under load: its own peak, and no /proc
-    // polling of idle contenders competing with wrk and the origin for CPU 1.
+    const cpu0 = cpuSeconds(processTree(pid));
+    const [busy0, ours0] = [machineBusySeconds(), oursSeconds(ctx, [pid])];
+    // RSS is sampled only while the contender is under load: no /proc polling at other times.
     const rss = sampleRss(pid, 250);
     let r;
     try {
-      r = await runWrk({ ...s.wrk, durationS: o.durationS });
+      r = await runWrk({ ...wrk, durationS: o.durationS });
     } finally {
       s.peakKiB = Math.max(s.peakKiB, rss.stop().peakKiB);
     }
-    const foreign = machineBusySeconds() - busy0 - (oursSeconds(ctx, started) - ours0);
+    const foreign = machineBusySeconds() - busy0 - (oursSeconds(ctx, [pid]) - ours0);
     const cpu = cpuSeconds(processTree(pid)) - cpu0;
-    const idle = cpuSeconds(trees(idleRoots)) - idle0;
     const counts = await originCounts(ctx);
     const sample: Sample = {
       rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests,
       cpuUsPerReq: r.requests > 0 ? (cpu * 1e6) / r.requests : 0,
       proxyCpu: cpu / r.seconds,
       foreignCpu: Math.max(0, foreign / r.seconds),
-      idleCpu: Math.max(0, idle / r.seconds),
       originHits: (counts[path] ?? 0) - (counts0[path] ?? 0),
       non2xx: r.non2xx, socketErrors: r.socketErrors,
       round,
     };
     const line = `[round ${round}/${o.runs}] ${w.padEnd(9)} ${s.c.id.padEnd(28)} ${Math.round(sample.rps).toLocaleString('en-US').padStart(7)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms`;
     // A run during which other processes used >= 0.1 CPU is redone after a quiet wait (at most
-    // `runs` times per row), within the same round so it stays paired with the others' samples.
+    // `runs` times per row), on the same process and within the same round, so it stays paired
+    // with the others' samples.
     if (sample.foreignCpu >= 0.1 && s.redone < o.runs) {
       s.redone++;
       log(`${line}: machine busy (others used ${sample.foreignCpu.toFixed(2)} CPU), redo`);
-      await waitForQuiet(ctx, o.quietWaitS, started);
+      await waitForQuiet(ctx, o.quietWaitS, [pid]);
       continue;
     }
     log(sample.foreignCpu >= 0.1 ? `${line} (machine busy: others used ${sample.foreignCpu.toFixed(2)} CPU)` : line);
@@ -219,14 +208,19 @@ async function takeSample(s: Slot & { running: Running; wrk: Omit<WrkOptions, 'd
   }
 }
 
-/** Medians, checks and notes of a row whose contender is still running (for VmHWM). */
-function summarize(s: Slot & { running: Running }, w: WorkloadId): void {
-  const { row, c, running } = s;
+/** What only a live process tells (before it stops): its peak RSS and how many processes it has. */
+function recordProcess(s: Slot, running: Running): void {
+  const tree = processTree(running.pid);
+  s.processes = Math.max(s.processes, tree.length);
+  if (running.fresh && tree.length === 1) s.peakKiB = Math.max(s.peakKiB, statusKiB(running.pid, 'VmHWM'));
+}
+
+/** Medians, checks and notes of a row. */
+function summarize(s: Slot, w: WorkloadId): void {
+  const { row, c } = s;
   if (s.redone > 0) row.notes.push(`${s.redone} run(s) redone: machine busy`);
   check(row, c, w);
-  const tree = processTree(running.pid);
-  const hwm = running.fresh && tree.length === 1 ? statusKiB(running.pid, 'VmHWM') : 0;
-  if (tree.length > 1) row.notes.push(`${tree.length} processes (CPU and RSS summed)`);
+  if (s.processes > 1) row.notes.push(`${s.processes} processes (CPU and RSS summed)`);
   const med = (f: (x: Sample) => number) => median(row.samples.map(f));
   row.rps = med((x) => x.rps);
   row.p50Ms = med((x) => x.p50Ms);
@@ -234,66 +228,53 @@ function summarize(s: Slot & { running: Running }, w: WorkloadId): void {
   row.cpuUsPerReq = med((x) => x.cpuUsPerReq);
   row.proxyCpu = med((x) => x.proxyCpu);
   row.foreignCpu = med((x) => x.foreignCpu);
-  const idleCpu = med((x) => x.idleCpu ?? 0);
   if (c.pinned && c.kind !== 'origin' && row.proxyCpu < 0.85) {
     row.notes.push(`CPU 0 not saturated (${Math.round(row.proxyCpu * 100)} %): held back by ${
       row.foreignCpu >= 0.05 ? 'other processes or ' : ''}the load side (wrk + origin on CPU 1)`);
   }
   if (row.foreignCpu >= 0.05) row.notes.push(`machine busy: other processes used ${row.foreignCpu.toFixed(2)} CPU during the runs`);
-  if (idleCpu >= 0.05) row.notes.push(`the idle contenders used ${idleCpu.toFixed(2)} CPU during its runs`);
-  row.peakRssMiB = Math.max(s.peakKiB, hwm) / 1024;
+  row.peakRssMiB = s.peakKiB / 1024;
   row.notes = [...new Set(row.notes)];
 }
 
 /**
  * Measures `contenders` (in this order within a round) on workload `w`; returns their rows in the
- * same order. Each contender is started fresh on its own port and stays up (idle while the others
- * are measured) until the last round; all are stopped at the end, also on error. A contender that
- * fails to start, its check or a run gets a `missing` row; the others go on.
+ * same order. Every run gets a fresh process (see the header), stopped right after it, also on
+ * error. A contender that fails to start, its check or a run gets a `missing` row and is not
+ * started again; the others go on.
  */
 export async function measureWorkload(contenders: readonly Contender[], w: WorkloadId, ctx: Ctx, o: RunOptions,
   log: (line: string) => void = console.log): Promise<Row[]> {
   const slots: Slot[] = contenders.map((c) => ({
-    c, redone: 0, peakKiB: 0,
+    c, redone: 0, peakKiB: 0, processes: 0,
     row: { contender: c.id, kind: c.kind, workload: w, pinned: c.pinned, samples: [], notes: c.note ? [c.note] : [] },
   }));
-  const guarded = async (s: Slot, what: string, fn: () => Promise<void>): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      fail(s, e);
-      log(`${what} ${w.padEnd(9)} ${s.c.id.padEnd(28)} ${s.row.missing}`);
-      await s.running?.stop(); // frees CPU 0 at once; stopping again at the end is a no-op
-    }
-  };
-  try {
+  for (let round = 1; round <= o.runs; round++) {
+    // The order alternates (forward, backward, forward, ...) rather than rotating: no
+    // contender is always first after the quiet wait, neighbours in the list stay neighbours
+    // in every round (the lists in run.ts put the pairs the report divides side by side),
+    // and a drift that is linear over a round biases a pair's ratio one way in odd rounds and
+    // the other way in even rounds, so it cancels across rounds.
+    const order = round % 2 === 1 ? slots : [...slots].reverse();
     await waitForQuiet(ctx, o.quietWaitS);
-    for (const s of slots) {
-      await guarded(s, '[start]', async () => {
-        s.running = await s.c.start(ctx);
-        await sanityCheck(s.running.port, w);
-        s.wrk = { url: `http://127.0.0.1:${s.running.port}${WORKLOADS[w].path}`, connections: o.connections, host: HOST, cpu: ctx.loadCpu };
-      });
-    }
-    if (o.warmupS > 0) {
-      for (const s of slots.filter(alive)) await guarded(s, '[warm-up]', async () => { await runWrk({ ...s.wrk!, durationS: o.warmupS }); });
-    }
-    for (let round = 1; round <= o.runs; round++) {
-      // The order alternates (forward, backward, forward, ...) rather than rotating: no
-      // contender is always first after the quiet wait, neighbours in the list stay neighbours
-      // in every round (the lists in run.ts put the pairs the report divides side by side),
-      // and a drift that is linear over a round biases a pair's ratio one way in odd rounds and
-      // the other way in even rounds, so it cancels across rounds.
-      const order = round % 2 === 1 ? slots : [...slots].reverse();
-      await waitForQuiet(ctx, o.quietWaitS, startedPids(slots));
-      for (const s of order) {
-        if (!alive(s)) continue;
-        await guarded(s, `[round ${round}/${o.runs}]`, async () => { await takeSample(s, round, slots, ctx, w, o, log); });
+    for (const s of order) {
+      if (s.row.missing !== undefined) continue;
+      let running: Running | undefined;
+      try {
+        running = await s.c.start(ctx);
+        await sanityCheck(running.port, w);
+        const wrk = { url: `http://127.0.0.1:${running.port}${WORKLOADS[w].path}`, connections: o.connections, host: HOST, cpu: ctx.loadCpu };
+        if (o.warmupS > 0) await runWrk({ ...wrk, durationS: o.warmupS });
+        await takeSample(s, running, wrk, round, ctx, w, o, log);
+        recordProcess(s, running);
+      } catch (e) {
+        fail(s, e);
+        log(`[round ${round}/${o.runs}] ${w.padEnd(9)} ${s.c.id.padEnd(28)} ${s.row.missing}`);
+      } finally {
+        await running?.stop();
       }
     }
-    for (const s of slots) if (alive(s)) summarize(s, w);
-  } finally {
-    await Promise.allSettled(slots.map((s) => s.running?.stop()));
   }
+  for (const s of slots) if (s.row.missing === undefined) summarize(s, w);
   return slots.map((s) => s.row);
 }

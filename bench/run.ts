@@ -1,6 +1,6 @@
 // `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --only a,b]`
-// Orchestrates the loopback benchmark: starts the origin, then per workload starts every
-// contender fresh and measures them in interleaved rounds (measure.ts), prints markdown tables,
+// Orchestrates the loopback benchmark: starts the origin, then per workload measures every
+// contender in interleaved rounds, each run on a fresh process (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,7 +23,6 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10s' },
     runs: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2s' },
-    rewarm: { type: 'string', default: '1s' },
     connections: { type: 'string', default: '64' },
     quick: { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
@@ -47,7 +46,6 @@ function seconds(s: string, name: string): number {
 const durationS = opt.quick ? 3 : seconds(opt.duration, 'duration');
 const runs = opt.quick ? 1 : Math.max(1, Number(opt.runs));
 const warmupS = opt.quick ? 1 : seconds(opt.warmup, 'warmup');
-const rewarmS = opt.quick ? 1 : seconds(opt.rewarm, 'rewarm');
 const soakS = opt.quick ? 10 : seconds(opt.soak, 'soak');
 const quietWaitS = opt.quick ? 5 : seconds(opt['quiet-wait'], 'quiet-wait');
 const connections = Number(opt.connections);
@@ -134,10 +132,10 @@ if (opt.memory) {
 } else {
   const workloads = (Object.keys(WORKLOADS) as WorkloadId[]).map((w) => ({ w, contenders: roundOrder.filter((c) => selected(c) && c.workloads.includes(w)) }));
   const count = workloads.reduce((n, x) => n + x.contenders.length, 0);
-  console.log(`${count} rows over ${workloads.length} workloads: per workload every contender started, warmed up ${warmupS} s, then ${runs} interleaved round(s) of one ${durationS} s run each (after a ${rewarmS} s unmeasured re-warm); wrk -t1 -c${connections}`);
+  console.log(`${count} rows over ${workloads.length} workloads: per workload ${runs} interleaved round(s) of one ${durationS} s run of every contender, each run on a fresh process warmed up for ${warmupS} s; wrk -t1 -c${connections}`);
   const rows: Row[] = [];
   for (const { w, contenders } of workloads) {
-    const measured = await measureWorkload(contenders, w, ctx, { durationS, runs, warmupS, rewarmS, connections, quietWaitS });
+    const measured = await measureWorkload(contenders, w, ctx, { durationS, runs, warmupS, connections, quietWaitS });
     for (const row of measured) {
       const fig = row.rps === undefined ? row.missing : `median ${Math.round(row.rps).toLocaleString('en-US')} req/s, p99 ${row.p99Ms!.toFixed(2)} ms${row.invalid ? ' (check failed)' : ''}`;
       console.log(`[done] ${w.padEnd(9)} ${row.contender.padEnd(28)} ${fig}`);
@@ -146,7 +144,7 @@ if (opt.memory) {
   }
   const meta: BenchMeta = {
     command, machine, date: new Date().toISOString().slice(0, 10),
-    setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; ${runs} interleaved round(s) (run k of every contender, then run k+1), ${durationS} s each after a ${warmupS} s warm-up, each run right after a ${rewarmS} s unmeasured re-warm, median reported; a fresh proxy process per workload, all of a workload's contenders up at once (idle while not measured); KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
+    setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; ${runs} interleaved round(s) (run k of every contender, then run k+1), ${durationS} s each, median reported; every run on a fresh process of its own (started, warmed up ${warmupS} s, measured, stopped: one contender up at a time); KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
   };
   const out = benchMarkdown(meta, rows);
   console.log(`\n${out}\n`);

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RequestContext } from '../context.ts';
-import { AccessLog, formatAccessLogLine, parseTraceparent, pathOnly, setAccessLogOutput } from './access-log.ts';
+import { AccessLog, formatAccessLogLine, millisText, parseTraceparent, pathOnly, setAccessLogOutput } from './access-log.ts';
 
 describe('parseTraceparent (W3C Trace Context §3.2)', () => {
   it('reads the trace id and the caller span id of a version-00 header', () => {
@@ -40,6 +40,14 @@ describe('pathOnly', () => {
   });
 });
 
+describe('millisText', () => {
+  it('writes what JSON writes for the milliseconds rounded to the microsecond', () => {
+    const values = [0, -1, NaN, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.5, 1, 1.5, 2.05, 10.2, 999.9999, 123456.789, 86_400_000.001];
+    for (let i = 0; i < 5000; i++) values.push(Math.random() * 10 ** (i % 7));
+    for (const ms of values) assert.equal(millisText(ms), JSON.stringify(ms > 0 ? Math.round(ms * 1000) / 1000 : 0), String(ms));
+  });
+});
+
 describe('formatAccessLogLine', () => {
   const make = (url: string, headers: Record<string, string>) => {
     // As a real IncomingMessage has them: the log reads rawHeaders.
@@ -68,6 +76,14 @@ describe('formatAccessLogLine', () => {
       retries: 0,
       clientIp: '10.0.0.1',
     });
+  });
+
+  it('gives each line its own level, also within the same millisecond', () => {
+    const ctx = make('/', {});
+    const levels = [30, 40, 30, 50].map((l) => (JSON.parse(formatAccessLogLine(ctx, 200, ctx.start, l, 1_700_000_000_000)) as { level: number }).level);
+    assert.deepEqual(levels, [30, 40, 30, 50]);
+    const line = JSON.parse(formatAccessLogLine(ctx, 200, ctx.start, 30, 1_700_000_000_001)) as { time: number };
+    assert.equal(line.time, 1_700_000_000_001);
   });
 
   it('escapes quotes, backslashes and control characters in every string', () => {
