@@ -48,7 +48,6 @@ export interface RequestTarget {
 
 const DEFAULT_PORT: Record<Scheme, string> = { http: '80', https: '443' };
 
-
 /**
  * Normalises an authority (`host[:port]`, no userinfo) for use in a key, or
  * returns undefined when it is not a valid authority (then the request is not

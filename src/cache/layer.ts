@@ -75,10 +75,10 @@ export class CacheLayer {
   /** The cache's clock (epoch ms). Tests replace it to let time pass without waiting. */
   now: () => number = Date.now;
   /**
-   * Keys whose last answer could not be stored, with the cache-clock time their mark ends. A
-   * plain Map-backed LRU read against `now` rather than lru-cache's own TTL: the mark of a busy
-   * uncacheable URL is renewed once half its window has passed instead of on every answer (a set
-   * with TTL bookkeeping per request), and tests can move the cache clock.
+   * Keys whose last answer could not be stored, with the cache-clock time their mark ends: end
+   * times read against `now` rather than lru-cache's TTL, so the mark of a busy uncacheable URL
+   * is renewed once half its window has passed instead of on every answer (a set with TTL
+   * bookkeeping per request), and tests can move the cache clock.
    */
   private readonly uncollapsible = new LRUCache<string, number>({ max: 10_000 });
   private storeLimits = '';

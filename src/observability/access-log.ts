@@ -10,8 +10,8 @@
  * ~1.8 µs to flatten and encode it, some 10 % of a hit; in a micro-benchmark, a loop writing
  * bytes straight into the batch was 2-3 times slower than V8's string building), which is handed
  * to the destination when it is full (64 KiB) or 50 ms after its first line; the destination
- * writes it with an asynchronous fs.write. pino's generic logger (per-key serializers, a write per line)
- * costs several times as much per line; the lines are the same.
+ * writes it with an asynchronous fs.write. pino's generic logger (per-key serializers, a write
+ * per line) costs several times as much per line; the lines are the same.
  *
  * What is logged, and why
  * - Path without the query string: queries carry tokens and personal data (RFC 6750 §2.3 allows
