@@ -1,8 +1,9 @@
 // Instructions per request (`npm run bench -- --instructions`): each contender runs under
 // `valgrind --tool=cachegrind --cache-sim=no`, which counts the instructions its process executes
 // (all threads: main, V8's background compilers, GC helpers, libuv pool). Unlike req/s on a shared
-// VM (±30 % within minutes), the count barely moves from one run to the next, so differences of a
-// few per cent (the cost of metrics, of the access log) show.
+// VM (±30 % within minutes), the count does not drift with the host; it moves between runs only
+// with what V8 compiles when (up to ~50 k instructions per request seen), so a cost of a few per
+// cent (metrics, the access log) shows over repeated runs.
 //
 // Per contender: two fresh processes, each warmed up with W requests (TurboFan compiles the hot
 // path during the first ones; uncounted, that compilation would dominate), then driven with N1
