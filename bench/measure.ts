@@ -11,7 +11,8 @@
 // Why a process per run: two processes of the same program differ by more than the drift within
 // a round. One with an unlucky start (where V8 put what, what it compiled when, the state its GC
 // settled in) kept its pace for every round when a workload's processes lived through all of
-// them: the same build measured 0.70x and 0.85x the bare pass-through in two runs of a day, each
+// them: KubeProxy's 13-byte ratio to the bare pass-through was 0.85x in one full run and 0.70x in
+// the next, on builds differing only by a change that removed work from that path, each run
 // steady over its 7 rounds. With a process per run, the median over the rounds is also a median
 // over processes. It also leaves no contender idling beside the one under load.
 import { request } from 'undici';
