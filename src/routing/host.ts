@@ -5,6 +5,11 @@
  */
 /** reg-name / IPv4 characters (RFC 3986 §3.2.2), lower-cased: unreserved, pct-encoded, sub-delims. */
 export const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
+/**
+ * RFC 3986 §3.2.2 IP-literal, lower-cased: an IPv6 address (characters only, with an RFC 6874
+ * zone) or an IPvFuture. Both are shared with the cache key's authority rules.
+ */
+export const IP_LITERAL = /^\[[0-9a-f:.]+(?:%25[a-z0-9\-._~%]+)?\]$|^\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\]$/;
 
 export function normaliseHost(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -21,11 +26,6 @@ let lastValue: string | undefined;
 let lastHost: string | undefined;
 
 const PORT_AFTER_LITERAL = /^:\d{0,5}$/;
-/**
- * RFC 3986 §3.2.2 IP-literal, lower-cased: an IPv6 address (characters only, with an RFC 6874
- * zone) or an IPvFuture. Shared with the cache key's authority rules.
- */
-export const IP_LITERAL = /^\[[0-9a-f:.]+(?:%25[a-z0-9\-._~%]+)?\]$|^\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\]$/;
 const PORT = /^\d{0,5}$/;
 
 function normaliseHostOnce(value: string): string | undefined {
