@@ -15,7 +15,8 @@ export type ErrorCause =
   | 'timeout'
   | 'upstream_protocol'
   | 'client_abort'
-  | 'not_cached';
+  | 'not_cached'
+  | 'plugin_error';
 
 const STATUS: Record<ErrorCause, number> = {
   bad_request: 400,
@@ -31,6 +32,8 @@ const STATUS: Record<ErrorCause, number> = {
   // 499 is NGINX's "client closed request": never sent, only logged and counted.
   client_abort: 499,
   not_cached: 504,
+  // A plugin's hook threw, rejected or timed out (src/plugins/chain.ts): the proxy's own fault as the client sees it.
+  plugin_error: 500,
 };
 
 export class ProxyError extends Error {

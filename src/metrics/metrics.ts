@@ -67,6 +67,8 @@ export const ERROR_CAUSES = [
   'overload',
   // only-if-cached request that the cache could not serve
   'not_cached',
+  // a plugin hook threw, rejected or timed out
+  'plugin_error',
 ] as const;
 export type ErrorCause = (typeof ERROR_CAUSES)[number];
 

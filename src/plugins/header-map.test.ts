@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawHeaderMap } from './header-map.ts';
+
+test('header names are case-insensitive and repeated fields join with a comma', () => {
+  const h = new RawHeaderMap(['Accept', 'text/html', 'X-Tag', 'a', 'x-tag', 'b']);
+  assert.equal(h.get('accept'), 'text/html');
+  assert.equal(h.get('X-TAG'), 'a, b');
+  assert.deepEqual(h.getAll('x-tag'), ['a', 'b']);
+  assert.equal(h.has('ACCEPT'), true);
+  assert.equal(h.get('missing'), null);
+  assert.equal(h.changed, false);
+});
+
+test('set replaces every field of that name in place, append adds one, delete removes all', () => {
+  const raw = ['Host', 'web.test', 'X-Tag', 'a', 'Accept', '*/*', 'x-tag', 'b'];
+  const h = new RawHeaderMap(raw);
+  h.set('x-tag', 'c');
+  assert.deepEqual(raw, ['Host', 'web.test', 'X-Tag', 'c', 'Accept', '*/*']);
+  h.append('Set-Cookie', 'a=1');
+  h.append('set-cookie', 'b=2');
+  assert.deepEqual(h.getAll('set-cookie'), ['a=1', 'b=2']);
+  h.delete('SET-COOKIE');
+  h.set('x-new', '1');
+  assert.deepEqual(raw, ['Host', 'web.test', 'X-Tag', 'c', 'Accept', '*/*', 'x-new', '1']);
+  assert.deepEqual([...h], [['Host', 'web.test'], ['X-Tag', 'c'], ['Accept', '*/*'], ['x-new', '1']]);
+  assert.equal(h.changed, true);
+});
+
+test('a header value with CR or LF, or a bad name, is refused (no header injection)', () => {
+  const h = new RawHeaderMap([]);
+  assert.throws(() => h.set('x-a', 'a\r\nSet-Cookie: evil=1'), /x-a: value contains CR, LF or NUL/);
+  assert.throws(() => h.append('bad name', 'v'), /invalid header name "bad name"/);
+  assert.throws(() => h.set('x-n', 1 as unknown as string), /value must be a string/);
+  assert.deepEqual(h.raw, []);
+});
