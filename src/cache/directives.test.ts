@@ -8,7 +8,6 @@ import {
   parseDateHeader,
   parseExpires,
   parseHttpDate,
-  parseStructuredDictionary,
   parseVary,
   requestDirectives,
   responseDirectives,
@@ -155,24 +154,25 @@ describe('targeted cache control (RFC 9213)', () => {
   });
 });
 
-describe('Structured Field dictionaries (RFC 8941)', () => {
-  test('parses members of every type and rejects malformed input', () => {
-    const d = parseStructuredDictionary('a=1, b="x", c=tok, d=?1, e=(1 2);p, f=:aGk=:, g=-2.5, h');
-    assert.deepEqual(d?.get('a'), { type: 'integer', value: 1 });
-    assert.deepEqual(d?.get('b'), { type: 'string', value: 'x' });
-    assert.deepEqual(d?.get('c'), { type: 'token', value: 'tok' });
-    assert.deepEqual(d?.get('d'), { type: 'boolean', value: true });
-    assert.deepEqual(d?.get('e'), { type: 'inner-list' });
-    assert.deepEqual(d?.get('f'), { type: 'bytes', value: 'aGk=' });
-    assert.deepEqual(d?.get('g'), { type: 'decimal', value: -2.5 });
-    assert.deepEqual(d?.get('h'), { type: 'boolean', value: true });
-    for (const bad of ['A=1', 'a=1,', 'a=1234567890123456', 'a="\\x"', 'a=1.2345', 'a=?2', 'a=(1']) {
-      assert.equal(parseStructuredDictionary(bad), undefined, bad);
+describe('targeted fields are Structured Field dictionaries (RFC 9651)', () => {
+  test('a targeted field that is not a valid dictionary leaves Cache-Control in charge', () => {
+    const bad = ['A=1', 'a=1,', 'a=1234567890123456', 'a="\\x"', 'a=1.2345', 'a=?2', 'a=(1', 'max-age=5 ;'];
+    for (const value of bad) {
+      const d = responseDirectives(['Cache-Control', 'max-age=10', 'CDN-Cache-Control', value]);
+      assert.equal(d.targeted, false, value);
+      assert.equal(d.maxAge, 10, value);
     }
   });
 
+  test('members of types no directive takes are still directives that are present', () => {
+    const d = responseDirectives(['CDN-Cache-Control', 'public=(1 2);p, no-store=:aGk=:, y=%"z", max-age=60, x=@1234']);
+    assert.equal(d.public, true);
+    assert.equal(d.noStore, true);
+    assert.equal(d.maxAge, 60);
+  });
+
   test('the last of duplicate keys wins', () => {
-    assert.deepEqual(parseStructuredDictionary('max-age=5, max-age=9')?.get('max-age'), { type: 'integer', value: 9 });
+    assert.equal(responseDirectives(['CDN-Cache-Control', 'max-age=5, max-age=9']).maxAge, 9);
   });
 });
 

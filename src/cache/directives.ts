@@ -17,7 +17,6 @@
  *       Cache-Control (RFC 9213 §2.2). `targeted` says which; when targeted,
  *       Expires must be ignored as well.
  *   requestDirectives(rawRequestHeaders): RequestDirectives  (incl. Pragma: no-cache)
- *   parseStructuredDictionary(text): Map<key, SfMember> | undefined   RFC 8941 §4.2.2
  *   parseHttpDate(text, now?): number | undefined         epoch ms, RFC 9110 §5.6.7
  *   formatHttpDate(ms): string                            IMF-fixdate
  *   parseAge(raw): number | undefined                     RFC 9111 §5.1
@@ -44,9 +43,11 @@
  *    empty field or one that fails to parse is ignored as if absent; a value
  *    of the wrong type (`max-age=1.5`, `max-age="60"`, negative) is "not
  *    consumed" (§2.1) and, for a freshness directive, reads as invalid → 0.
- *    SF dictionaries keep the last of duplicate keys (RFC 8941 §4.2.2).
+ *    SF dictionaries keep the last of duplicate keys (RFC 9651 §4.2.2). The
+ *    parsing is structured-headers' (RFC 9651, which obsoletes RFC 8941).
  */
 
+import { parseDictionary, ParseError, Token, type Dictionary } from 'structured-headers';
 import { getHeader, getHeaderLines, splitList, type RawHeaders } from './headers.ts';
 
 /** RFC 9111 §1.2.2: the value to use for any delta-seconds overflow. */
@@ -241,32 +242,6 @@ export function toResponseDirectives(map: DirectiveMap): ResponseDirectives {
   };
 }
 
-/** Maps a targeted field's SF dictionary onto directive values (RFC 9213 §2.1). */
-function sfToDirectiveMap(dict: Map<string, SfMember>): DirectiveMap {
-  const map: DirectiveMap = new Map();
-  for (const [key, member] of dict) {
-    let v: DirectiveValue;
-    switch (member.type) {
-      case 'boolean':
-        if (!member.value) continue; // `?0`: the directive is not asserted
-        v = undefined;
-        break;
-      case 'integer':
-        // Only a non-negative Integer satisfies delta-seconds (§2.1 "inferred constraints").
-        v = { text: String(member.value), numeric: member.value >= 0 };
-        break;
-      case 'string':
-      case 'token':
-        v = { text: member.value, numeric: false };
-        break;
-      default:
-        v = { text: '', numeric: false };
-    }
-    map.set(key, [v]);
-  }
-  return map;
-}
-
 /**
  * The response directives this cache obeys (RFC 9213 §2.2): the first field
  * of `targets` present with a valid, non-empty value REPLACES Cache-Control
@@ -281,9 +256,9 @@ export function responseDirectives(
     if (lines.length === 0) continue;
     const text = lines.join(', ').trim();
     if (text === '') continue; // RFC 9213 §2.1: empty → ignored
-    const dict = parseStructuredDictionary(text);
-    if (dict === undefined || dict.size === 0) continue; // parse error → ignored
-    return { ...toResponseDirectives(sfToDirectiveMap(dict)), source: name, targeted: true };
+    const map = targetedDirectives(text);
+    if (map === undefined || map.size === 0) continue; // parse error → ignored
+    return { ...toResponseDirectives(map), source: name, targeted: true };
   }
   const lines = getHeaderLines(raw, 'cache-control');
   return {
@@ -348,222 +323,38 @@ export function requestDirectives(raw: RawHeaders): RequestDirectives {
 }
 
 // ---------------------------------------------------------------------------
-// Structured Field Dictionary (RFC 8941 §4.2.2, with RFC 9651 Date / Display String)
+// Targeted fields: Structured Field Dictionaries (RFC 9651 §3.2, via structured-headers)
 // ---------------------------------------------------------------------------
 
-export type SfMember =
-  | { readonly type: 'integer' | 'decimal' | 'date'; readonly value: number }
-  | { readonly type: 'string' | 'token' | 'bytes' | 'displaystring'; readonly value: string }
-  | { readonly type: 'boolean'; readonly value: boolean }
-  | { readonly type: 'inner-list' };
-
-class SfError extends Error {}
-
-function isLcAlpha(c: number): boolean {
-  return c >= 0x61 && c <= 0x7a;
-}
-function isAlpha(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || isLcAlpha(c);
-}
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}
-const TCHAR_EXTRA = "!#$%&'*+-.^_`|~";
-function isTchar(c: number): boolean {
-  return isAlpha(c) || isDigit(c) || TCHAR_EXTRA.includes(String.fromCharCode(c));
-}
-
-class SfParser {
-  i = 0;
-  constructor(readonly s: string) {}
-
-  peek(): number {
-    return this.i < this.s.length ? this.s.charCodeAt(this.i) : -1;
-  }
-  fail(): never {
-    throw new SfError('invalid structured field');
-  }
-
-  dictionary(): Map<string, SfMember> {
-    const dict = new Map<string, SfMember>();
-    while (this.i < this.s.length) {
-      const key = this.key();
-      let member: SfMember;
-      if (this.peek() === 0x3d /* = */) {
-        this.i++;
-        member = this.itemOrInnerList();
-      } else {
-        member = { type: 'boolean', value: true };
-        this.parameters();
-      }
-      dict.set(key, member); // last duplicate wins (RFC 8941 §4.2.2)
-      while (isWs(this.peek())) this.i++;
-      if (this.i >= this.s.length) return dict;
-      if (this.peek() !== 0x2c) this.fail();
-      this.i++;
-      while (isWs(this.peek())) this.i++;
-      if (this.i >= this.s.length) this.fail(); // trailing comma
-    }
-    return dict;
-  }
-
-  key(): string {
-    const c = this.peek();
-    if (!isLcAlpha(c) && c !== 0x2a /* * */) this.fail();
-    const start = this.i;
-    for (;;) {
-      const d = this.peek();
-      if (isLcAlpha(d) || isDigit(d) || d === 0x5f || d === 0x2d || d === 0x2e || d === 0x2a) this.i++;
-      else break;
-    }
-    return this.s.slice(start, this.i);
-  }
-
-  parameters(): void {
-    while (this.peek() === 0x3b /* ; */) {
-      this.i++;
-      while (this.peek() === 0x20) this.i++;
-      this.key();
-      if (this.peek() === 0x3d) {
-        this.i++;
-        this.bareItem();
-      }
-    }
-  }
-
-  itemOrInnerList(): SfMember {
-    if (this.peek() !== 0x28 /* ( */) {
-      const item = this.bareItem();
-      this.parameters(); // parameters on directives are ignored (RFC 9213 §2.1)
-      return item;
-    }
-    this.i++;
-    for (;;) {
-      while (this.peek() === 0x20) this.i++;
-      if (this.peek() === 0x29 /* ) */) {
-        this.i++;
-        this.parameters();
-        return { type: 'inner-list' };
-      }
-      if (this.i >= this.s.length) this.fail();
-      this.bareItem();
-      this.parameters();
-      const c = this.peek();
-      if (c !== 0x20 && c !== 0x29) this.fail();
-    }
-  }
-
-  bareItem(): SfMember {
-    const c = this.peek();
-    if (c === 0x2d || isDigit(c)) return this.number();
-    if (c === 0x22) return { type: 'string', value: this.string() };
-    if (c === 0x2a || isAlpha(c)) return { type: 'token', value: this.token() };
-    if (c === 0x3a /* : */) return { type: 'bytes', value: this.bytes() };
-    if (c === 0x3f /* ? */) {
-      this.i++;
-      const b = this.peek();
-      if (b !== 0x30 && b !== 0x31) this.fail();
-      this.i++;
-      return { type: 'boolean', value: b === 0x31 };
-    }
-    if (c === 0x40 /* @ */) {
-      this.i++;
-      const n = this.number();
-      if (n.type !== 'integer') this.fail();
-      return { type: 'date', value: n.value };
-    }
-    if (c === 0x25 /* % */) {
-      this.i++;
-      if (this.peek() !== 0x22) this.fail();
-      return { type: 'displaystring', value: this.string() };
-    }
-    return this.fail();
-  }
-
-  number(): { type: 'integer' | 'decimal'; value: number } {
-    const start = this.i;
-    if (this.peek() === 0x2d) this.i++;
-    if (!isDigit(this.peek())) this.fail();
-    let intDigits = 0;
-    while (isDigit(this.peek())) {
-      this.i++;
-      intDigits++;
-    }
-    if (this.peek() !== 0x2e /* . */) {
-      if (intDigits > 15) this.fail();
-      return { type: 'integer', value: Number(this.s.slice(start, this.i)) };
-    }
-    if (intDigits > 12) this.fail();
-    this.i++;
-    let frac = 0;
-    while (isDigit(this.peek())) {
-      this.i++;
-      frac++;
-    }
-    if (frac === 0 || frac > 3) this.fail();
-    return { type: 'decimal', value: Number(this.s.slice(start, this.i)) };
-  }
-
-  string(): string {
-    this.i++; // opening quote
-    let out = '';
-    while (this.i < this.s.length) {
-      const c = this.s.charCodeAt(this.i++);
-      if (c === 0x5c) {
-        const e = this.peek();
-        if (e !== 0x22 && e !== 0x5c) this.fail();
-        out += String.fromCharCode(e);
-        this.i++;
-      } else if (c === 0x22) {
-        return out;
-      } else if (c < 0x20 || c > 0x7e) {
-        this.fail();
-      } else {
-        out += String.fromCharCode(c);
-      }
-    }
-    return this.fail(); // unterminated
-  }
-
-  token(): string {
-    const start = this.i;
-    this.i++;
-    for (;;) {
-      const c = this.peek();
-      if (c >= 0 && (isTchar(c) || c === 0x3a || c === 0x2f)) this.i++;
-      else break;
-    }
-    return this.s.slice(start, this.i);
-  }
-
-  bytes(): string {
-    this.i++;
-    const start = this.i;
-    while (this.i < this.s.length && this.peek() !== 0x3a) {
-      const c = this.peek();
-      if (!(isAlpha(c) || isDigit(c) || c === 0x2b || c === 0x2f || c === 0x3d)) this.fail();
-      this.i++;
-    }
-    if (this.peek() !== 0x3a) this.fail();
-    const value = this.s.slice(start, this.i);
-    this.i++;
-    return value;
-  }
-}
-
 /**
- * Parses a Structured Field Dictionary (RFC 8941 §4.2: leading/trailing SP
- * discarded, anything left unparsed is a failure). Returns undefined on any
- * parse error, as RFC 9213 §2.1 needs for "a parsing error is encountered".
+ * Parses a targeted field's value as a Structured Field Dictionary and maps
+ * each member onto a directive value (RFC 9213 §2.1). Undefined when the text
+ * fails to parse, as §2.1 needs for "a parsing error is encountered". The
+ * last of duplicate keys wins (RFC 9651 §4.2.2); parameters are ignored.
  */
-export function parseStructuredDictionary(text: string): Map<string, SfMember> | undefined {
-  const trimmed = text.replace(/^ +| +$/g, '');
+function targetedDirectives(text: string): DirectiveMap | undefined {
+  let dict: Dictionary;
   try {
-    return new SfParser(trimmed).dictionary();
+    dict = parseDictionary(text);
   } catch (err) {
-    if (err instanceof SfError) return undefined;
+    if (err instanceof ParseError) return undefined;
     throw err;
   }
+  const map: DirectiveMap = new Map();
+  for (const [key, [value]] of dict) {
+    let v: DirectiveValue;
+    if (value === false) continue; // `?0`: the directive is not asserted
+    if (value === true) v = undefined;
+    // Only a non-negative Integer satisfies delta-seconds (§2.1 "inferred constraints").
+    // structured-headers returns Integer and Decimal alike as numbers, so `1.0` reads as 1.
+    else if (typeof value === 'number') v = { text: String(value), numeric: Number.isInteger(value) && value >= 0 };
+    else if (typeof value === 'string' || value instanceof Token) v = { text: value.toString(), numeric: false };
+    // Inner list, bytes, date, display string: no directive takes them. (structured-headers 2.1
+    // rejects a Date that is not the field's last member, so such a field is ignored whole.)
+    else v = { text: '', numeric: false };
+    map.set(key, [v]);
+  }
+  return map;
 }
 
 // ---------------------------------------------------------------------------
