@@ -1,4 +1,4 @@
-// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --only a,b]`
+// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --only a,b]`
 // Orchestrates the loopback benchmark: starts the origin, then per workload measures every
 // contender in interleaved rounds, each run on a fresh process (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
@@ -13,6 +13,7 @@ import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
 import { runInstructions } from './instructions.ts';
+import { runScale, scaleTable } from './scale.ts';
 import { installCleanup, runTmpDir, stopProcess } from './processes.ts';
 import { cpuModel } from './procstat.ts';
 import { benchMarkdown, evaluateTargets, type BenchMeta } from './report.ts';
@@ -27,6 +28,8 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
     instructions: { type: 'boolean', default: false },
+    scale: { type: 'boolean', default: false },
+    services: { type: 'string', default: '5000' },
     'warmup-requests': { type: 'string' },
     requests: { type: 'string' },
     soak: { type: 'string', default: '60s' },
@@ -112,7 +115,19 @@ const machine = `${cpuModel()}, ${cpuCount} CPUs; Node ${process.version}; ${ver
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const save = (name: string, data: unknown): string => saveResults(name, stamp, data);
 
-if (opt.memory) {
+if (opt.scale) {
+  const services = Number(opt.services);
+  if (!Number.isInteger(services) || services < 2) throw new Error(`--services: expected an integer >= 2, got ${opt.services}`);
+  const rows = await runScale(ctx, { services, runs, durationS, warmupS, connections, quietWaitS });
+  const out = [
+    `## KubeProxy with many services (${new Date().toISOString().slice(0, 10)})`, '',
+    `Command: \`${command}\``, `Machine: ${machine}`,
+    `Setup: proxy pinned to CPU 0 (workers: 1, metrics and access log on); wrk -t1 -c${connections} and the origin on CPU 1; every service has 2 instances (the two origin ports).`, '',
+    scaleTable(rows),
+  ].join('\n');
+  console.log(`\n${out}\n`);
+  console.log(`results: ${save('scale', { command, machine, rows })}`);
+} else if (opt.memory) {
   const streamBytes = 1024 * 1024 * 1024;
   const memOpts = { soakS, streamBytes, connections, quietWaitS };
   const targets = all.filter((c) => (c.kind === 'proxy' || c.kind === 'kubeproxy') && (only ? selected(c) : ['bare-undici', 'kubeproxy'].includes(c.id)));

@@ -1,0 +1,155 @@
+// `npm run bench -- --scale [--services 5000] [--runs 3] [--duration 10s]`: what a config of
+// many services costs. KubeProxy is started with 1 service and with N services, each of 2
+// instances (the two origin ports), metrics and access log on, one worker, pinned like the
+// main benchmark. Per start it records:
+//  - time to first 200: from spawn to the first proxied 200 (polled every 5 ms, Host = the
+//    last service's domain), so config parsing, snapshot building and listening all count;
+//  - RSS of the idle process 2 s after that first 200 (one instance has been used);
+//  - req/s of wrk on that one Host (routing cost: it should not depend on N).
+// Bytes per never-used instance = (RSS at N - RSS at 1) / (2 N - 2): everything a service and
+// its instances add (config objects, Service, routes, Instance, metrics handles) shared out
+// over the instances.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { V8_FLAGS } from '../src/v8-flags.ts';
+import { PROJECT_DIR } from './build.ts';
+import { childEnv, type Ctx } from './contenders.ts';
+import { KUBEPROXY_BIN } from './kubeproxy.ts';
+import { median, waitForQuiet } from './measure.ts';
+import { treeRssKiB } from './procstat.ts';
+import { freePort, logTail, sleep, startProcess, stopProcess } from './processes.ts';
+import { table } from './report.ts';
+import { runWrk } from './wrk.ts';
+
+export interface ScaleOptions {
+  services: number;
+  runs: number;
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  quietWaitS: number;
+}
+
+interface ScaleSample {
+  firstOkMs: number;
+  rssMiB: number;
+  rps: number;
+}
+
+export interface ScaleRow {
+  services: number;
+  instances: number;
+  samples: ScaleSample[];
+  firstOkMs: number;
+  rssMiB: number;
+  rps: number;
+}
+
+const domainOf = (i: number) => `s${i}.scale.test`;
+
+export function scaleConfig(services: number, port: number, adminPort: number, originPorts: readonly number[]): string {
+  return stringify({
+    proxy: {
+      listen: { address: '127.0.0.1', port },
+      admin: { address: '127.0.0.1', port: adminPort },
+      workers: 1,
+      services: Array.from({ length: services }, (_, i) => ({
+        name: `s${i}`,
+        domain: domainOf(i),
+        hosts: originPorts.map((p) => ({ address: '127.0.0.1', port: p })),
+      })),
+    },
+  });
+}
+
+/** Polls until one proxied GET answers 200; returns the time since `t0` in ms. */
+async function firstOk(port: number, host: string, t0: number, exited: () => boolean): Promise<number> {
+  const deadline = t0 + 60_000;
+  while (performance.now() < deadline) {
+    if (exited()) throw new Error('kubeproxy exited before answering');
+    try {
+      const res = await request(`http://127.0.0.1:${port}/small`, { headers: { host }, signal: AbortSignal.timeout(2000) });
+      await res.body.dump();
+      if (res.statusCode === 200) return performance.now() - t0;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(5);
+  }
+  throw new Error('no 200 within 60 s');
+}
+
+async function one(services: number, ctx: Ctx, o: ScaleOptions, config: string, port: number): Promise<ScaleSample> {
+  await waitForQuiet(ctx, o.quietWaitS);
+  const host = domainOf(services - 1);
+  const t0 = performance.now();
+  const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', config], {
+    cpu: ctx.proxyCpu, cwd: PROJECT_DIR, env: childEnv({}), logFile: join(ctx.tmpDir, `kubeproxy-scale-${services}.log`),
+  });
+  try {
+    let firstOkMs: number;
+    try {
+      firstOkMs = await firstOk(port, host, t0, () => proc.exited !== undefined);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${logTail(proc) ? `: ${logTail(proc)}` : ''}`);
+    }
+    await sleep(2000);
+    const rssMiB = treeRssKiB(proc.pid) / 1024;
+    const url = `http://127.0.0.1:${port}/small`;
+    await runWrk({ url, host, durationS: o.warmupS, connections: o.connections, cpu: ctx.loadCpu });
+    const r = await runWrk({ url, host, durationS: o.durationS, connections: o.connections, cpu: ctx.loadCpu });
+    if (r.non2xx > 0 || r.socketErrors > 0) throw new Error(`wrk: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
+    return { firstOkMs, rssMiB, rps: r.rps };
+  } finally {
+    await stopProcess(proc);
+  }
+}
+
+export async function runScale(ctx: Ctx, o: ScaleOptions): Promise<ScaleRow[]> {
+  const counts = [1, o.services];
+  const setups = await Promise.all(counts.map(async (n) => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const file = join(ctx.tmpDir, `kubeproxy-scale-${n}.yaml`);
+    writeFileSync(file, scaleConfig(n, port, adminPort, ctx.originPorts));
+    return { n, port, file, samples: [] as ScaleSample[] };
+  }));
+  // Interleaved, like the main benchmark: run k of both sizes, then run k+1.
+  for (let k = 0; k < o.runs; k++) {
+    for (const s of k % 2 === 0 ? setups : [...setups].reverse()) {
+      const sample = await one(s.n, ctx, o, s.file, s.port);
+      console.log(`[scale] ${String(s.n).padStart(5)} services: first 200 after ${sample.firstOkMs.toFixed(0)} ms, RSS ${sample.rssMiB.toFixed(1)} MiB, ${Math.round(sample.rps)} req/s`);
+      s.samples.push(sample);
+    }
+  }
+  return setups.map((s) => ({
+    services: s.n,
+    instances: 2 * s.n,
+    samples: s.samples,
+    firstOkMs: median(s.samples.map((x) => x.firstOkMs)),
+    rssMiB: median(s.samples.map((x) => x.rssMiB)),
+    rps: median(s.samples.map((x) => x.rps)),
+  }));
+}
+
+/** Bytes each instance beyond the first two adds to RSS (the N-service row against the 1-service row). */
+export function bytesPerInstance(rows: readonly ScaleRow[]): number {
+  const [small, large] = [rows[0]!, rows[rows.length - 1]!];
+  return ((large.rssMiB - small.rssMiB) * 1024 * 1024) / (large.instances - small.instances);
+}
+
+export function scaleTable(rows: readonly ScaleRow[]): string {
+  const body = table(
+    ['services × 2 instances', 'time to first 200', 'RSS (idle, after it)', 'req/s, one Host'],
+    rows.map((r) => [
+      r.services.toLocaleString('en-US'),
+      `${r.firstOkMs.toFixed(0)} ms`,
+      `${r.rssMiB.toFixed(1)} MiB`,
+      Math.round(r.rps).toLocaleString('en-US'),
+    ]),
+  );
+  const per = bytesPerInstance(rows);
+  const ratio = rows[rows.length - 1]!.rps / rows[0]!.rps;
+  return `${body}\n\nPer never-used instance: ${(per / 1024).toFixed(1)} KiB of RSS. req/s at ${rows[rows.length - 1]!.services.toLocaleString('en-US')} services / at 1: ${ratio.toFixed(2)}×. Medians of ${rows[0]!.samples.length} run(s), a fresh process each.`;
+}
