@@ -1,0 +1,242 @@
+/**
+ * Runs the plugins' hooks of one request, in config order. Synchronous hooks run in a plain loop
+ * (no Promise is made); the first hook that returns a Promise moves the rest of the run onto an
+ * async path. A hook that throws, rejects or outlives its plugin's `timeout` ends the run with a
+ * `plugin_error` ProxyError (500) naming the plugin; the failure is reported (log + metric) once.
+ */
+import { ProxyError } from '../errors.ts';
+import type {
+  HookName,
+  HookResult,
+  LogHookContext,
+  Plugin,
+  PluginLogRecord,
+  PluginResponse,
+  PluginUpstreamRequest,
+  RequestHookContext,
+  ResponseHookContext,
+  UpstreamHookContext,
+} from './api.ts';
+import { RawHeaderMap } from './header-map.ts';
+
+/** A plugin as loaded from the config. */
+export interface LoadedPlugin {
+  readonly plugin: Plugin;
+  /** Where the config names it: `proxy.plugins[0]`, `proxy.services[2].plugins[1]`. */
+  readonly where: string;
+  /** Longest time an async hook of this plugin may take (ms); a late one fails its request. */
+  readonly timeout: number;
+}
+
+/** Told of every failing hook: the runtime logs it and counts kubeproxy_plugin_errors_total{plugin,hook}. */
+export type PluginFailureSink = (plugin: LoadedPlugin, hook: HookName, err: unknown) => void;
+
+interface Hook {
+  readonly fn: (ctx: HookContext) => HookResult;
+  readonly loaded: LoadedPlugin;
+  /** The plugin's position in the chain: its `ctx.state` slot. */
+  readonly slot: number;
+}
+
+/**
+ * The plugins that apply to a request: the proxy-level ones, then (for a service's chain) the
+ * service's own. Built once per snapshot; a chain without any hook of a kind has an empty list.
+ */
+export class PluginChain {
+  readonly onRequest: readonly Hook[];
+  /** The service's own onRequest hooks: they run after routing (the proxy-level ones ran before). */
+  readonly onRoutedRequest: readonly Hook[];
+  readonly onUpstreamRequest: readonly Hook[];
+  readonly onResponse: readonly Hook[];
+  readonly onLog: readonly Hook[];
+
+  constructor(
+    readonly plugins: readonly LoadedPlugin[],
+    readonly report: PluginFailureSink,
+    /** How many of `plugins` are proxy-level (they come first). */
+    inherited = plugins.length,
+  ) {
+    this.onRequest = hooks(plugins, 'onRequest');
+    this.onRoutedRequest = this.onRequest.filter((h) => h.slot >= inherited);
+    this.onUpstreamRequest = hooks(plugins, 'onUpstreamRequest');
+    this.onResponse = hooks(plugins, 'onResponse');
+    this.onLog = hooks(plugins, 'onLog');
+  }
+}
+
+function hooks(plugins: readonly LoadedPlugin[], name: HookName): Hook[] {
+  const out: Hook[] = [];
+  plugins.forEach((loaded, slot) => {
+    const fn = loaded.plugin[name];
+    if (typeof fn === 'function') out.push({ fn: fn.bind(loaded.plugin) as Hook['fn'], loaded, slot });
+  });
+  return out;
+}
+
+/** `ctx.respond()`'s answer, for the pipeline to send. */
+export interface PluginAnswer {
+  readonly status: number;
+  /** Raw header array: the plugin's headers, then content-type / content-length when missing. */
+  readonly headers: string[];
+  readonly body: Buffer;
+}
+
+/** The request as plugins see it. `path` is writable in onRequest only (a rewrite). */
+export class HookRequest {
+  readonly headers: RawHeaderMap;
+  /** Set when onRequest assigned `path`. */
+  pathChanged = false;
+  /** @internal the hook context, to know which hook is running. */
+  owner: HookContext | undefined = undefined;
+
+  constructor(
+    readonly method: string,
+    private currentPath: string,
+    readonly host: string,
+    headers: string[],
+    readonly clientIp: string,
+    readonly id: string,
+  ) {
+    this.headers = new RawHeaderMap(headers);
+  }
+
+  get path(): string {
+    return this.currentPath;
+  }
+
+  set path(value: string) {
+    if (this.owner?.running !== 'onRequest') throw new TypeError('request.path can only be changed in onRequest');
+    // RFC 9112 §3.2.1: origin-form is an absolute path and an optional query, no spaces or controls.
+    if (typeof value !== 'string' || !/^\/[\x21-\x7e]*$/.test(value)) {
+      throw new TypeError(`request.path must start with "/" and hold no spaces or control characters, got ${JSON.stringify(value)}`);
+    }
+    this.currentPath = value;
+    this.pathChanged = true;
+  }
+}
+
+/**
+ * One request's context for every hook of every plugin: made on the request's first hook, so a
+ * request that no plugin sees never builds one.
+ */
+export class HookContext implements RequestHookContext, UpstreamHookContext, ResponseHookContext, LogHookContext {
+  /** The hook running now; '' between hooks. */
+  running: HookName | '' = '';
+  /** The state slot of the plugin running now. */
+  private slot = 0;
+  private states: Array<Map<unknown, unknown> | undefined> | undefined = undefined;
+  /** What `respond()` asked for. */
+  answer: PluginAnswer | undefined = undefined;
+  /** Set by the pipeline before onUpstreamRequest, onResponse and onLog run. */
+  upstream!: PluginUpstreamRequest;
+  response!: PluginResponse;
+  log!: PluginLogRecord;
+
+  constructor(
+    readonly request: HookRequest,
+    public service: string | undefined,
+  ) {
+    request.owner = this;
+  }
+
+  get state(): Map<unknown, unknown> {
+    const states = (this.states ??= []);
+    return (states[this.slot] ??= new Map());
+  }
+
+  respond(status: number, body?: string | Uint8Array, headers?: Record<string, string>): void {
+    if (this.running !== 'onRequest') throw new TypeError('respond() can only be called in onRequest');
+    if (this.answer !== undefined) throw new TypeError('respond() was already called for this request');
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new TypeError(`respond(): status must be an integer 200-599, got ${String(status)}`);
+    const raw = new RawHeaderMap([]);
+    if (headers !== undefined) for (const [name, value] of Object.entries(headers)) raw.append(name, value);
+    const bytes = body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (typeof body === 'string' && !raw.has('content-type')) raw.append('content-type', 'text/plain; charset=utf-8');
+    // The length is the proxy's to state: a plugin's own would be wrong as soon as it disagrees with the body.
+    raw.delete('content-length');
+    raw.delete('transfer-encoding');
+    raw.append('content-length', String(bytes.length));
+    this.answer = { status, headers: raw.raw, body: bytes };
+  }
+
+  /** @internal */
+  enter(hook: HookName, slot: number): void {
+    this.running = hook;
+    this.slot = slot;
+  }
+}
+
+/** The outcome of a run: undefined when every hook finished, or the error the request ends with. */
+export type HookOutcome = ProxyError | undefined;
+
+/**
+ * Runs `hooks` in order over `ctx`. Returns the outcome directly when every hook was synchronous,
+ * a Promise of it once one returned a Promise. Never throws, and the Promise never rejects.
+ * onRequest stops after a hook that called respond().
+ */
+export function runHooks(chain: PluginChain, hooks: readonly Hook[], name: HookName, ctx: HookContext): HookOutcome | Promise<HookOutcome> {
+  for (let i = 0; i < hooks.length; i++) {
+    const hook = hooks[i]!;
+    ctx.enter(name, hook.slot);
+    let result: HookResult;
+    try {
+      result = hook.fn(ctx);
+    } catch (err) {
+      ctx.running = '';
+      return failure(chain, hook, name, err);
+    }
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      return continueAsync(chain, hooks, name, ctx, i, result as Promise<void>);
+    }
+    if (ctx.answer !== undefined) break;
+  }
+  ctx.running = '';
+  return undefined;
+}
+
+async function continueAsync(chain: PluginChain, hooks: readonly Hook[], name: HookName, ctx: HookContext, from: number, first: Promise<void>): Promise<HookOutcome> {
+  let pending: HookResult = first;
+  for (let i = from; i < hooks.length; i++) {
+    const hook = hooks[i]!;
+    try {
+      if (i !== from) {
+        ctx.enter(name, hook.slot);
+        pending = hook.fn(ctx);
+      }
+      if (pending !== undefined && typeof (pending as Promise<void>).then === 'function') {
+        // The hook keeps its slot while it waits: `ctx.state` after an await still finds its own Map.
+        await withTimeout(pending as Promise<void>, hook.loaded.timeout);
+        ctx.enter(name, hook.slot);
+      }
+    } catch (err) {
+      ctx.running = '';
+      return failure(chain, hook, name, err);
+    }
+    if (ctx.answer !== undefined) break;
+  }
+  ctx.running = '';
+  return undefined;
+}
+
+class HookTimeout extends Error {
+  constructor(ms: number) {
+    super(`did not finish within ${ms} ms`);
+    this.name = 'HookTimeout';
+  }
+}
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  if (ms <= 0) return p;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HookTimeout(ms)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+function failure(chain: PluginChain, hook: Hook, name: HookName, err: unknown): ProxyError {
+  chain.report(hook.loaded, name, err);
+  const why = err instanceof HookTimeout ? ` (${err.message})` : '';
+  // The client learns which plugin failed, not its error text (that goes to the log).
+  return new ProxyError('plugin_error', `plugin "${hook.loaded.plugin.name}" failed in ${name}${why}`, false, { cause: err });
+}
