@@ -65,6 +65,19 @@ const MALFORMED: Array<[string, string, RegExp]> = [
   ['a Host header with a space', 'GET / HTTP/1.1\r\nHost: web.test evil.test\r\n\r\n', /invalid Host header/],
   ['a Host header with userinfo', 'GET / HTTP/1.1\r\nHost: user@web.test\r\n\r\n', /invalid Host header/],
   ['a Host header with a bad port', 'GET / HTTP/1.1\r\nHost: web.test:80x\r\n\r\n', /invalid Host header/],
+  ['a Host header with a port over 65535', 'GET / HTTP/1.1\r\nHost: web.test:65536\r\n\r\n', /invalid Host header/],
+  // llhttp reads a request line without a version as HTTP/0.9 and still parses the lines after it as fields.
+  ['an HTTP/0.9-shaped request line followed by header lines', `GET /a\r\nX-Injected: 1 HTTP/1.1\r\n${H}\r\n`, /HTTP\/0\.9 is not supported/],
+  ['a bare HTTP/0.9 request line', 'GET /a\r\n\r\n', /without an HTTP version/],
+  ['an explicit HTTP/0.9 version', `GET /a HTTP/0.9\r\n${H}\r\n`, /HTTP\/0\.9 is not supported/],
+  ['an HTTP/0.9-shaped Upgrade request', `GET /a\r\n${H}Connection: upgrade\r\nUpgrade: websocket\r\n\r\n`, /HTTP\/0\.9 is not supported/],
+  // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing, whatever its value.
+  ['HTTP/1.0 with Transfer-Encoding: chunked', `POST / HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`, /Transfer-Encoding in an HTTP\/1\.0 request/],
+  ['HTTP/1.0 with Transfer-Encoding: gzip, chunked', `POST / HTTP/1.0\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n${SMUGGLED}`, /RFC 9112 section 6\.1/],
+  ['HTTP/1.0 with Transfer-Encoding and Expect: 100-continue', `POST / HTTP/1.0\r\n${H}Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, /RFC 9112 section 6\.1/],
+  ['a chunk size that overflows', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nabc\r\n0\r\n\r\n`, /overflow/i],
+  ['a negative chunk size', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n`, /chunk size/i],
+  ['a signed Content-Length', `POST / HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc`, /Content-Length/],
 ];
 
 test('malformed and smuggling requests get 400 and a closed connection, and never reach an instance', async (t) => {
@@ -83,6 +96,8 @@ test('malformed and smuggling requests get 400 and a closed connection, and neve
     assert.match(reply, /\r\nconnection: close\r\n/i, `${name}: says the connection closes`);
     assert.ok(closedByProxy, `${name}: the proxy closed the connection`);
     assert.equal(reply.split('HTTP/1.1 ').length - 1, 1, `${name}: exactly one response`);
+    // The reply came after the socket closed: anything forwarded would have reached the origin by now.
+    assert.equal(origin.requests.length, 1, `${name}: nothing reached the instance`);
   }
 
   // A normal request on another connection: the instance sees exactly it, well-formed.
@@ -91,6 +106,58 @@ test('malformed and smuggling requests get 400 and a closed connection, and neve
   const lines = origin.raw().split('\r\n').filter((l) => /^[A-Z]+ \S+ HTTP\/1\.1$/.test(l));
   assert.deepEqual(lines, ['GET /before HTTP/1.1', 'GET /after HTTP/1.1'], 'the instance received exactly two request lines');
   assert.doesNotMatch(origin.raw(), /smuggled/);
+});
+
+test('a request line claiming HTTP/2.0 gets 505 and a closed connection, and never reaches an instance', async (t) => {
+  const origin = await recordingOrigin();
+  t.after(() => origin.close());
+  const proxy = await startProxy({ services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }] });
+  t.after(() => proxy.close());
+  const { reply, closedByProxy } = await send(proxy.port, `GET / HTTP/2.0\r\n${H}\r\n${SMUGGLED}`);
+  assert.match(reply, /^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+  assert.match(reply, /\r\nconnection: close\r\n/i);
+  assert.match(reply, /HTTP\/2\.0 is not supported/);
+  assert.ok(closedByProxy);
+  assert.equal(reply.split('HTTP/1.1 ').length - 1, 1, 'the smuggled request got no answer');
+  assert.equal(origin.raw(), '', 'the instance received nothing');
+});
+
+test('a chunked body that turns malformed while it streams: the client gets 400, the instance never gets a complete request', async (t) => {
+  const completed: string[] = [];
+  const cut: string[] = [];
+  const origin = await startOrigin((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString('latin1')));
+    req.on('end', () => {
+      completed.push(body);
+      res.end('ok');
+    });
+    req.on('close', () => {
+      if (!req.complete) cut.push(body);
+    });
+  });
+  t.after(() => origin.close());
+  const proxy = await startProxy({ services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }] });
+  t.after(() => proxy.close());
+
+  const socket = connect(proxy.port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.write(`POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n`);
+  // The request is under way to the instance before the bad bytes arrive.
+  for (let i = 0; i < 200 && origin.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(origin.requests.length, 1, 'the request was streaming to the instance');
+  socket.write(`3\r\ndefX\r\n0\r\n\r\n${SMUGGLED}`);
+  await closed;
+  const reply = Buffer.concat(chunks).toString('latin1');
+  assert.match(reply, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(reply, /LF after chunk data/);
+  for (let i = 0; i < 200 && cut.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(completed, [], 'the instance never saw the request end');
+  assert.equal(cut.length, 1, 'the request to the instance was cut');
+  assert.deepEqual(origin.requests.map((r) => r.url), ['/upload'], 'the smuggled request never reached the instance');
 });
 
 test('a smuggling attempt pipelined after a valid request: the valid one is answered, then the connection closes', async (t) => {

@@ -25,8 +25,12 @@ export function normaliseHost(value: string | undefined): string | undefined {
 let lastValue: string | undefined;
 let lastHost: string | undefined;
 
-const PORT_AFTER_LITERAL = /^:\d{0,5}$/;
 const PORT = /^\d{0,5}$/;
+
+/** RFC 3986 §3.2.3: digits, possibly none; a TCP port is at most 65535. */
+function validPort(port: string): boolean {
+  return PORT.test(port) && Number(port) <= 65535;
+}
 
 function normaliseHostOnce(value: string): string | undefined {
   let host = value.trim().toLowerCase();
@@ -35,7 +39,7 @@ function normaliseHostOnce(value: string): string | undefined {
     const end = host.indexOf(']');
     if (end < 0) return undefined;
     const rest = host.slice(end + 1);
-    if (rest !== '' && !PORT_AFTER_LITERAL.test(rest)) return undefined;
+    if (rest !== '' && (rest.charCodeAt(0) !== 58 /* : */ || !validPort(rest.slice(1)))) return undefined;
     // An IP-literal holds an IPv6 address or an IPvFuture, nothing else (`[a"b]` is a 400, not a
     // name to route).
     const literal = host.slice(0, end + 1);
@@ -43,19 +47,10 @@ function normaliseHostOnce(value: string): string | undefined {
   }
   const colon = host.indexOf(':');
   if (colon >= 0) {
-    if (!PORT.test(host.slice(colon + 1))) return undefined;
+    if (!validPort(host.slice(colon + 1))) return undefined;
     host = host.slice(0, colon);
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host.length === 0 || !REG_NAME.test(host)) return undefined;
   return host;
-}
-
-/** The port of a Host header value, or undefined when it has none. */
-export function hostPort(value: string): number | undefined {
-  const bracket = value.lastIndexOf(']');
-  const colon = value.lastIndexOf(':');
-  if (colon <= bracket) return undefined;
-  const port = Number(value.slice(colon + 1));
-  return Number.isInteger(port) && value.length > colon + 1 ? port : undefined;
 }

@@ -3,30 +3,31 @@
  * (header and request timeouts, header size, connection cap), clear 4xx answers to malformed
  * requests, and a graceful drain.
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../config/schema.ts';
 import { randomUUID } from 'node:crypto';
-import { rawErrorResponse } from '../upstream/tunnel.ts';
+import { ProxyError, type ErrorCause } from '../errors.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 import { boundAddress, listenOn } from './bind.ts';
+import { errorBody, errorHead, sendRawError } from './respond.ts';
 
 type ClientConfig = ProxyConfig['client'];
 
-const CLIENT_ERRORS: Record<string, [number, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'request headers are larger than the limit'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request was not received in time'],
-  ERR_HTTP_HEADERS_TIMEOUT: [408, 'request headers were not received in time'],
-  HPE_UNEXPECTED_CONTENT_LENGTH: [400, 'both Content-Length and Transfer-Encoding were sent'],
-  HPE_INVALID_CONTENT_LENGTH: [400, 'invalid Content-Length'],
-  HPE_INVALID_TRANSFER_ENCODING: [400, 'invalid Transfer-Encoding'],
-  HPE_INVALID_HEADER_TOKEN: [400, 'invalid character in a header'],
-  HPE_INVALID_METHOD: [400, 'invalid method'],
-  HPE_INVALID_URL: [400, 'invalid request target'],
-  HPE_INVALID_VERSION: [400, 'invalid HTTP version'],
-  HPE_INVALID_CHUNK_SIZE: [400, 'invalid chunk size'],
+const CLIENT_ERRORS: Record<string, [ErrorCause, string]> = {
+  HPE_HEADER_OVERFLOW: ['headers_too_large', 'request headers are larger than the limit'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['request_timeout', 'request was not received in time'],
+  ERR_HTTP_HEADERS_TIMEOUT: ['request_timeout', 'request headers were not received in time'],
+  HPE_UNEXPECTED_CONTENT_LENGTH: ['bad_request', 'both Content-Length and Transfer-Encoding were sent'],
+  HPE_INVALID_CONTENT_LENGTH: ['bad_request', 'invalid Content-Length'],
+  HPE_INVALID_TRANSFER_ENCODING: ['bad_request', 'invalid Transfer-Encoding'],
+  HPE_INVALID_HEADER_TOKEN: ['bad_request', 'invalid character in a header'],
+  HPE_INVALID_METHOD: ['bad_request', 'invalid method'],
+  HPE_INVALID_URL: ['bad_request', 'invalid request target'],
+  HPE_INVALID_VERSION: ['bad_request', 'invalid HTTP version'],
+  HPE_INVALID_CHUNK_SIZE: ['bad_request', 'invalid chunk size'],
 };
 
 export class Listener {
@@ -47,13 +48,23 @@ export class Listener {
       requireHostHeader: true,
     });
     this.applyClientConfig(client);
-    this.server.on('request', pipeline.onRequest);
-    this.server.on('checkContinue', pipeline.onCheckContinue);
-    this.server.on('upgrade', upgrade.onUpgrade);
+    // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (admitted(req, res)) pipeline.onRequest(req, res);
+    });
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (admitted(req, res)) pipeline.onCheckContinue(req, res);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const refusal = framingError(req);
+      if (refusal === undefined) return upgrade.onUpgrade(req, socket, head);
+      socket.on('error', () => socket.destroy());
+      sendRawError(socket, refusal, randomUUID());
+    });
     // A reverse proxy is no forward proxy: CONNECT tunnels are refused (Node emits them apart from requests).
     this.server.on('connect', (_req: unknown, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
-      rawErrorResponse(socket, 405, 'CONNECT is not supported by this gateway', randomUUID(), ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
+      sendRawError(socket, new ProxyError('method_not_allowed', 'CONNECT is not supported by this gateway'), randomUUID(), ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
     });
     this.server.on('connection', (socket: Socket) => {
       this.connections++;
@@ -131,10 +142,57 @@ function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket:
   const known = CLIENT_ERRORS[err.code ?? ''];
   // llhttp's reason is the precise one ("Transfer-Encoding can't be present with Content-Length").
   const detail = err.code?.startsWith('HPE_') && typeof err.reason === 'string' && err.reason !== '' ? err.reason : undefined;
-  const [status, message] = known !== undefined && (known[0] !== 400 || detail === undefined) ? known : [400, detail ?? known?.[1] ?? 'malformed request'];
-  const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
-  const body = `${status} ${reason}: ${message}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
-  );
+  const [cause, message] = known !== undefined && (known[0] !== 'bad_request' || detail === undefined) ? known : (['bad_request', detail ?? known?.[1] ?? 'malformed request'] as const);
+  sendRawError(socket, new ProxyError(cause, message), randomUUID());
+}
+
+/**
+ * Request framing Node's parser accepts but RFC 9112 does not let a gateway forward, as the error
+ * it is answered with; undefined for a request that may go on.
+ * - A request line without a version (`GET /a`) is HTTP/0.9 to llhttp, and the lines after it are
+ *   still parsed as header fields: `GET /a\r\nX-Injected: 1 HTTP/1.1` would be forwarded as HTTP/1.1
+ *   with a header the client never sent as one. HTTP/0.9 is not served (NGINX and Envoy refuse it too).
+ * - Transfer-Encoding in an HTTP/1.0 request: RFC 9112 §6.1 says the framing must be treated as
+ *   faulty (an HTTP/1.0 hop may not understand it: a smuggling vector), so the server closes.
+ * - A major version other than 1 (llhttp takes `HTTP/2.0`): 505 (RFC 9110 §15.6.6).
+ */
+export function framingError(req: IncomingMessage): ProxyError | undefined {
+  if (req.httpVersionMajor === 1) {
+    if (req.httpVersionMinor !== 0) return undefined;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === 17 && raw[i]!.toLowerCase() === 'transfer-encoding') {
+        return new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted (RFC 9112 section 6.1)');
+      }
+    }
+    return undefined;
+  }
+  if (req.httpVersionMajor === 0) return new ProxyError('bad_request', 'request line without an HTTP version (HTTP/0.9 is not supported)');
+  return new ProxyError('http_version', `HTTP/${req.httpVersion} is not supported: this port speaks HTTP/1.1`);
+}
+
+/** Connections on which a request was refused: what the client pipelined after it is not served. */
+const refusedSockets = new WeakSet<object>();
+
+/**
+ * Whether a request may go to the pipeline. A refused one is answered here with `Connection: close`
+ * (queued behind any earlier pipelined response, which Node keeps in order), its body is discarded,
+ * and the connection ends once the answer is written: nothing after it on the connection can be
+ * framed reliably.
+ */
+function admitted(req: IncomingMessage, res: ServerResponse): boolean {
+  const socket = req.socket;
+  if (refusedSockets.has(socket)) {
+    req.resume();
+    return false;
+  }
+  const refusal = framingError(req);
+  if (refusal === undefined) return true;
+  refusedSockets.add(socket);
+  req.resume();
+  const body = errorBody(refusal);
+  res.shouldKeepAlive = false;
+  res.writeHead(refusal.status, errorHead(refusal, randomUUID(), body));
+  res.end(req.method === 'HEAD' ? '' : body);
+  return false;
 }
