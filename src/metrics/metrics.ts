@@ -226,6 +226,8 @@ export interface ProxyMetrics {
   configReload(success: boolean, at?: Date): void;
   /** The initial configuration was loaded: sets the last-success timestamp, counts no reload. */
   configLoaded(at?: Date): void;
+  /** A plugin's hook threw, rejected or timed out (`plugin` is its configured name, `hook` e.g. onRequest). */
+  pluginError(plugin: string, hook: string): void;
   /**
    * Runs `fn` at the start of every `metricsText()`, before the exposition is
    * built: gauges read from state (in-flight, connections, pool use, health,
@@ -548,6 +550,12 @@ function declareFamily(registry: Registry) {
     configLastSuccess: new Gauge({
       name: 'kubeproxy_config_last_reload_success_timestamp_seconds',
       help: 'Unix time of the last successful configuration (re)load.',
+      registers,
+    }),
+    pluginErrors: new Counter({
+      name: 'kubeproxy_plugin_errors_total',
+      help: 'Plugin hooks that threw, rejected or timed out, by plugin name and hook.',
+      labelNames: ['plugin', 'hook'] as const,
       registers,
     }),
     discoveryErrors: new CellCounter({
@@ -876,6 +884,9 @@ export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics 
     },
     configLoaded(at: Date = new Date()): void {
       f.configLastSuccess.set(at.getTime() / 1000);
+    },
+    pluginError(plugin: string, hook: string): void {
+      f.pluginErrors.inc({ plugin, hook });
     },
     beforeScrape(fn: () => void | Promise<void>): () => void {
       scrapeHooks.push(fn);
