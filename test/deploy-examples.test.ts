@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service } from 'kubernetes-models/v1';
-import { CHART, ROOT, readText, readYaml, readYamlDocuments } from './helpers/deploy.ts';
-import { renderChart } from './helpers/helm-template.ts';
+import { ROOT, readText, readYaml, readYamlDocuments } from './helpers/deploy.ts';
+import { helmTemplate } from './helpers/helm.ts';
 import { request } from './helpers/http.ts';
 import { deadPort } from './helpers/origin.ts';
 
@@ -51,9 +51,9 @@ describe('demo upstream manifests', () => {
     assert.deepEqual([chartDefault.dns, chartDefault.port], [discovered[0].dns, discovered[0].port]);
   });
 
-  it("the demo runs the proxy's image with the package's demo-upstream bin", () => {
-    const chart = renderChart(CHART);
-    const proxyImage = (chart.files.get('templates/deployment.yaml') ?? '').match(/image: (\S+)/)![1];
+  it("the demo runs the proxy's image with the package's demo-upstream bin", async () => {
+    const chart = await helmTemplate();
+    const proxyImage = chart.objects.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].image as string;
     assert.equal(demoContainer.image, proxyImage);
     const [node, bin] = demoContainer.command as string[];
     assert.equal(node, 'node');

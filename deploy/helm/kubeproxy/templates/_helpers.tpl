@@ -58,3 +58,53 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "kubeproxy.configDir" -}}
 /etc/kubeproxy
 {{- end -}}
+
+{{/* Milliseconds of a KubeProxy duration ("5s", "1m30s", "250ms", 0), as src/config/units.ts reads it. */}}
+{{- define "kubeproxy.durationMs" -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $unit := trimPrefix $n . -}}
+{{- $scale := get (dict "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0) $unit -}}
+{{- $total = addf $total (mulf (float64 $n) $scale) -}}
+{{- end -}}
+{{- $total | int64 -}}
+{{- end -}}
+
+{{/* Where the admin token Secret is mounted; proxy.admin.tokenFile points into it. */}}
+{{- define "kubeproxy.adminTokenDir" -}}
+/var/run/kubeproxy/admin
+{{- end -}}
+
+{{/* The Secret holding the admin token: an existing one, or the chart's own when adminToken.value is set. */}}
+{{- define "kubeproxy.adminTokenSecret" -}}
+{{- if .Values.adminToken.existingSecret -}}
+{{- .Values.adminToken.existingSecret -}}
+{{- else if .Values.adminToken.value -}}
+{{- printf "%s-admin-token" (include "kubeproxy.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The config file the pods read: .Values.config, plus proxy.admin.tokenFile when a token Secret is mounted. */}}
+{{- define "kubeproxy.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if include "kubeproxy.adminTokenSecret" . -}}
+{{- $proxy := get $config "proxy" -}}
+{{- $admin := default (dict) (get $proxy "admin") -}}
+{{- $_ := set $admin "tokenFile" (printf "%s/%s" (include "kubeproxy.adminTokenDir" .) .Values.adminToken.key) -}}
+{{- $_ := set $proxy "admin" $admin -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* "true" when a service finds its instances through the Kubernetes API (EndpointSlices): the pod then needs a token and RBAC. */}}
+{{- define "kubeproxy.watchesEndpointSlices" -}}
+{{- range (dig "proxy" "services" (list) .Values.config) -}}
+{{- if and (kindIs "map" .) (hasKey (default (dict) .discovery) "kubernetes") -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Prometheus Operator objects render when the cluster serves their API, or when told to regardless (helm template for GitOps). */}}
+{{- define "kubeproxy.prometheusOperator" -}}
+{{- if or .Values.metrics.skipCapabilityCheck (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
