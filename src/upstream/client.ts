@@ -124,7 +124,7 @@ export function forward(instance: Instance, req: UpstreamRequest, handler: Upstr
     reset: false,
   };
   try {
-    instance.pool.dispatch(opts, attempt as unknown as Dispatcher.DispatchHandler);
+    instance.dispatch(opts, attempt as unknown as Dispatcher.DispatchHandler);
   } catch (err) {
     queueMicrotask(() => attempt.onError(err as Error));
   }

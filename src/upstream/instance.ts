@@ -1,10 +1,15 @@
 /**
  * One instance (address:port) of a service and its connection pool. Per-instance state (health,
- * ejection, in-flight count, open connections) lives here and outlives config snapshots: a reload
- * that keeps the instance keeps this object (Caddy keeps host state in a usage pool for the
- * same reason).
+ * ejection, in-flight count) lives here and outlives config snapshots: a reload that keeps the
+ * instance keeps this object (Caddy keeps host state in a usage pool for the same reason).
+ *
+ * The undici Pool (~18 KB of heap) is made on the instance's first request and closed once it has
+ * gone idle: no request for a whole idle period (`keepAliveTimeout`, at least 100 ms) and no open
+ * connection. By then its keep-alive connections are closed anyway, so a later request loses
+ * nothing and gets a new pool; a config of thousands of instances only pays for the ones in use.
+ * Health, ejection and counters stay on the Instance across pools.
  */
-import { Pool } from 'undici';
+import { Pool, errors, type Dispatcher } from 'undici';
 import { isIPv6 } from 'node:net';
 import type { Pickable } from '../balancer/balancer.ts';
 
@@ -16,6 +21,9 @@ export interface PoolSettings {
   /** 0 = unlimited. */
   maxConnections: number;
 }
+
+/** Floor of the idle period, so a keepAlive of 0 does not check the pool in a tight loop. */
+const MIN_IDLE_CHECK_MS = 100;
 
 export class Instance implements Pickable {
   readonly id: string;
@@ -29,8 +37,14 @@ export class Instance implements Pickable {
   ejected = false;
   /** Set when the instance left the config: finish in-flight requests, take no new ones. */
   draining = false;
-  pool: Pool;
   private settings: PoolSettings;
+  /** Made by the first `dispatch`, dropped when idle (see the header). */
+  private pool: Pool | undefined;
+  /** Requests dispatched since the pool was made; compared at each idle check. */
+  private uses = 0;
+  private usesAtCheck = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly service: string,
@@ -43,26 +57,38 @@ export class Instance implements Pickable {
     this.origin = `http://${isIPv6(address) ? `[${address}]` : address}:${port}`;
     this.weight = weight;
     this.settings = settings;
-    this.pool = createPool(this.origin, settings);
   }
 
   available(): boolean {
     return this.healthy && !this.ejected && !this.draining && (this.settings.maxConnections === 0 || this.inflight < this.settings.maxConnections);
   }
 
-  /** Applies new settings from a reload; the pool is only replaced when its options changed. */
+  /** Sends one request through the instance's pool, made now if there is none. Throws like `Pool.dispatch`. */
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.closed) throw new errors.ClientClosedError();
+    let pool = this.pool;
+    if (pool === undefined) {
+      pool = this.pool = createPool(this.origin, this.settings);
+      this.uses = 0;
+      this.usesAtCheck = 0;
+      this.scheduleIdleCheck();
+    }
+    this.uses++;
+    return pool.dispatch(opts, handler);
+  }
+
+  /** Whether a pool exists now (made by a request, not yet closed as idle). */
+  get hasPool(): boolean {
+    return this.pool !== undefined;
+  }
+
+  /** Applies new settings from a reload; a pool is only let go when its options changed. */
   update(weight: number, settings: PoolSettings): void {
     this.weight = weight;
     this.draining = false;
-    if (samePoolSettings(this.settings, settings)) {
-      this.settings = settings;
-      return;
-    }
-    const old = this.pool;
+    const changed = !samePoolSettings(this.settings, settings);
     this.settings = settings;
-    this.pool = createPool(this.origin, settings);
-    // In-flight requests on the old pool finish; close() waits for them.
-    old.close().catch(() => {});
+    if (changed) this.dropPool();
   }
 
   get maxConnections(): number {
@@ -72,7 +98,11 @@ export class Instance implements Pickable {
   /** Closes the pool once in-flight requests are done (or destroys it after `timeoutMs`). */
   async close(timeoutMs = 30_000): Promise<void> {
     this.draining = true;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
     const pool = this.pool;
+    this.pool = undefined;
+    if (pool === undefined) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       pool.close().catch(() => {}),
@@ -84,6 +114,29 @@ export class Instance implements Pickable {
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /** The next request makes a new pool; requests in flight on the old one finish (close() waits for them). */
+  private dropPool(): void {
+    clearTimeout(this.idleTimer);
+    const old = this.pool;
+    this.pool = undefined;
+    old?.close().catch(() => {});
+  }
+
+  private scheduleIdleCheck(): void {
+    this.idleTimer = setTimeout(() => this.idleCheck(), Math.max(this.settings.keepAliveTimeout, MIN_IDLE_CHECK_MS));
+    this.idleTimer.unref();
+  }
+
+  private idleCheck(): void {
+    const pool = this.pool;
+    if (pool === undefined) return;
+    const used = this.uses !== this.usesAtCheck;
+    this.usesAtCheck = this.uses;
+    const { connected, pending, running } = pool.stats;
+    if (used || connected > 0 || pending > 0 || running > 0) this.scheduleIdleCheck();
+    else this.dropPool();
   }
 }
 

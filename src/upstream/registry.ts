@@ -86,15 +86,6 @@ export class InstanceRegistry {
     return { instances, gone };
   }
 
-  /** Keeps an instance alive in the current build (used by service discovery). */
-  keep(service: string, id: string): void {
-    this.live.add(`${service}/${id}`);
-  }
-
-  all(): IterableIterator<Instance> {
-    return this.byKey.values();
-  }
-
   async closeAll(timeoutMs: number): Promise<void> {
     await Promise.all([...this.byKey.values()].map((i) => i.close(timeoutMs)));
     this.byKey.clear();
