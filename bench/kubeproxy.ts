@@ -17,7 +17,12 @@ export interface KubeProxyVariant {
   /** Metrics and access log (both on in the default config), apart so each one's cost shows. */
   metrics: boolean;
   accessLog: boolean;
+  /** One plugin with an empty onRequest and onResponse (EMPTY_PLUGIN): what the plugin hooks cost. */
+  emptyPlugin?: boolean;
 }
+
+/** The plugin of the `emptyPlugin` variant, written next to the generated config. */
+export const EMPTY_PLUGIN = 'export default () => ({ name: "empty", onRequest() {}, onResponse() {} });\n';
 
 export function kubeproxyConfig(v: KubeProxyVariant, port: number, adminPort: number, originPorts: readonly number[]): string {
   return stringify({
@@ -28,6 +33,7 @@ export function kubeproxyConfig(v: KubeProxyVariant, port: number, adminPort: nu
       accessLog: { enabled: v.accessLog },
       metrics: { enabled: v.metrics },
       cache: { enabled: true, maxSize: '256MiB' },
+      ...(v.emptyPlugin ? { plugins: [{ module: './empty-plugin.mjs' }] } : {}),
       services: [{
         name: 'bench',
         domain: HOST,
@@ -64,6 +70,7 @@ export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
       const [port, adminPort] = [await freePort(), await freePort()];
       const config = join(ctx.tmpDir, `kubeproxy-${id.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(config, kubeproxyConfig(v, port, adminPort, ctx.originPorts));
+      if (v.emptyPlugin) writeFileSync(join(ctx.tmpDir, 'empty-plugin.mjs'), EMPTY_PLUGIN);
       // As the Docker image starts it: with the V8 flags of src/v8-flags.ts.
       const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', config], {
         // The harness pins itself (and so every unpinned child) to CPU 1: `workers: auto` gets both
@@ -90,4 +97,5 @@ export const kubeproxies: Contender[] = [
   kubeproxy('kubeproxy (access log off)', { workers: 1, metrics: true, accessLog: false }),
   kubeproxy('kubeproxy (metrics+log off)', { workers: 1, metrics: false, accessLog: false }),
   kubeproxy('kubeproxy (workers: auto)', { workers: 'auto', metrics: true, accessLog: true }),
+  kubeproxy('kubeproxy (one empty plugin)', { workers: 1, metrics: true, accessLog: true, emptyPlugin: true }),
 ];

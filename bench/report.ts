@@ -157,6 +157,23 @@ export function observabilityCost(rows: Row[]): string {
   return table(['Workload', 'metrics cost (req/s)', 'metrics ≤ 5 %', 'access log cost (req/s)'], body);
 }
 
+/**
+ * What the plugin hooks cost: the default KubeProxy with one plugin whose onRequest and onResponse
+ * are empty, against the default, from the per-round ratios. Issue 19's target: ≤ 3 % of req/s.
+ */
+export function pluginCost(rows: Row[]): string {
+  const body: string[][] = [];
+  for (const w of Object.keys(WORKLOADS) as WorkloadId[]) {
+    const plain = find(rows, DEFAULT_KP, w);
+    const withPlugin = find(rows, 'kubeproxy (one empty plugin)', w);
+    if (!usable(plain) || !usable(withPlugin)) continue;
+    const cost = 1 - pairedRatio(withPlugin, plain, 'rps');
+    body.push([WORKLOADS[w].title, `${(cost * 100).toFixed(1)} %`, cost <= 0.03 ? 'PASS' : 'FAIL']);
+  }
+  if (body.length === 0) return '_not measured (needs the default KubeProxy and the one-empty-plugin variant)_';
+  return table(['Workload', 'one empty plugin cost (req/s)', '≤ 3 %'], body);
+}
+
 export interface BenchMeta { command: string; machine: string; setup: string; date: string }
 
 /** The whole markdown report of a throughput run. */
@@ -178,6 +195,8 @@ export function benchMarkdown(meta: BenchMeta, rows: Row[]): string {
     targetsTable(evaluateTargets(rows)), '',
     `### Cost of metrics and access log (same run${paired ? ', median of per-round ratios' : ''}; negative = within noise)`, '',
     observabilityCost(rows), '',
+    `### Cost of one plugin with empty onRequest and onResponse (same run${paired ? ', median of per-round ratios' : ''}; negative = within noise)`, '',
+    pluginCost(rows), '',
     '### Checks', '',
     ...originCheck(rows).map((l) => `- ${l}`),
     ...busyWarning(rows),

@@ -106,8 +106,9 @@ const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, mem
 // Order within a measuring round: the rows the report divides sit side by side, so their k-th
 // samples are seconds apart (bare-undici or memory-server next to the default KubeProxy, then
 // the KubeProxy variants whose differences give the cost of metrics and of the access log).
-const [kpDefault, kpNoLog, kpNone, kpAuto] = kubeproxies as [Contender, Contender, Contender, Contender];
-const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kpNoLog, kpNone, kpAuto];
+const [kpDefault, kpNoLog, kpNone, kpAuto, kpPlugin] = kubeproxies as [Contender, Contender, Contender, Contender, Contender];
+// The one-empty-plugin variant next to the default: their ratio is the cost of the plugin hooks.
+const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kpPlugin, kpNoLog, kpNone, kpAuto];
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
 const selected = (c: Contender) => c === originDirect || !only || only.some((o) => c.id.includes(o));
 

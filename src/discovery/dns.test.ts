@@ -14,6 +14,7 @@ function service(name: string, discovery: Partial<Discovery> & { dns: string }):
     hosts: [],
     discovery: { port: 8080, interval: 60_000, weight: 1, ...discovery },
     cache: true,
+    plugins: [],
   } as ServiceConfig;
 }
 
