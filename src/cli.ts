@@ -1,6 +1,7 @@
 /**
  * `kubeproxy --config FILE`: validates the config (exit 2 with every problem listed), starts the
- * proxy, reloads on SIGHUP, drains on SIGTERM/SIGINT and exits 0.
+ * proxy, reloads on SIGHUP, drains on SIGTERM/SIGINT (at any moment, during the start too) and
+ * exits 0.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,14 +21,19 @@ health checks and Prometheus metrics.
 
 Options:
   -c, --config FILE   YAML config file (default: $KUBEPROXY_CONFIG)
-      --check         validate the config, print a summary and exit (0 valid, 2 invalid)
+      --check         validate the config, print a summary and exit
   -h, --help          show this help
   -v, --version       print the version
 
+Exit codes: 0 stopped cleanly (or --check: the config is valid), 1 could not start or stop
+cleanly, 2 invalid config (every problem listed), 64 usage error (e.g. no --config).
+
 Signals: SIGHUP reloads the config (an invalid one is logged and the running one kept), as does
 a change of the config file when proxy.watch is on (the default; Kubernetes ConfigMap updates
-included); SIGTERM/SIGINT fail readiness, drain in-flight requests and exit 0.
-Admin endpoints (proxy.admin, default port 9901): /healthz /readyz /metrics /status
+included); SIGTERM/SIGINT, at any moment (during the start too), fail readiness, drain in-flight
+requests and exit 0.
+Admin endpoints (proxy.admin, default 127.0.0.1:9901): /healthz /readyz /metrics /status, open;
+POST /cache/purge needs "Authorization: Bearer <token>" (proxy.admin.token or tokenFile).
 `;
 
 export const EXIT_USAGE = 64;
@@ -85,9 +91,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.check) {
     const p = config.proxy;
+    const admin = p.admin.enabled ? `admin ${p.admin.address}:${p.admin.port} (${p.admin.token === undefined ? 'no token: purge disabled' : 'token set'})` : 'admin off';
     process.stdout.write(
-      `config ${path} is valid: listen ${p.listen.address}:${p.listen.port}, ${p.services.length} service(s): ` +
-        `${p.services.map((s) => `${s.name} (${s.hosts.length} host(s)${s.discovery ? ` + dns ${s.discovery.dns}:${s.discovery.port}` : ''})`).join(', ')}\n`,
+      `config ${path} is valid: listen ${p.listen.address}:${p.listen.port}, ${admin}, ${p.services.length} service(s): ` +
+        `${p.services.map((s) => `${s.name} (${s.hosts.length} host(s)${s.discovery ? ` + ${'dns' in s.discovery ? `dns ${s.discovery.dns}:${s.discovery.port}` : `endpointslices of ${s.discovery.kubernetes.service}:${s.discovery.kubernetes.port}`}` : ''})`).join(', ')}\n`,
     );
     return 0;
   }
@@ -98,37 +105,44 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
   // proxy.workers > 1 (or auto on a multi-core machine): this process becomes the cluster primary.
   const workers = workerCount(config.proxy.workers);
   if (workers > 1) return runPrimary(config, path, loaded, workers);
+  // Signals are taken from here on, before the start: SIGTERM while the first DNS answers are
+  // awaited stops the start, as it stops a running proxy.
+  const stop = new AbortController();
+  const onSignal = (signal: string) => () => {
+    if (stop.signal.aborted) return;
+    log.info({ signal }, 'signal received');
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal('SIGTERM'));
+  process.once('SIGINT', onSignal('SIGINT'));
+  log.info({ config: path, services: config.proxy.services.length }, 'kubeproxy starting');
   let runtime: Runtime;
   try {
-    runtime = await Runtime.start(config, { configPath: path });
+    runtime = await Runtime.start(config, { configPath: path, signal: stop.signal });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`kubeproxy: cannot start: ${e.code === 'EADDRINUSE' ? `address already in use (${e.message})` : e.message}\n`);
     return 1;
   }
-  process.on('SIGHUP', () => runtime.reloadFromFile());
+  process.on('SIGHUP', () => void runtime.reloadFromFile());
   // `proxy.watch` is read at start: turning it on or off takes a restart.
-  const watcher = config.proxy.watch
-    ? watchConfig(path, () => runtime.reloadFromFile(), {
-        baseline: loaded,
-        onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads'),
-      })
-    : undefined;
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'signal received');
-      watcher?.close();
-      runtime.shutdown().then(
-        () => resolve(0),
-        (err: unknown) => {
-          log.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const watcher =
+    config.proxy.watch && !stop.signal.aborted
+      ? watchConfig(path, () => void runtime.reloadFromFile(), {
+          baseline: loaded,
+          onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads'),
+        })
+      : undefined;
+  stop.signal.addEventListener('abort', () => watcher?.close(), { once: true });
+  if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+  try {
+    // The runtime started its shutdown on the same abort: this is that one shutdown's end.
+    await runtime.shutdown();
+    return 0;
+  } catch (err) {
+    log.error({ err }, 'shutdown failed');
+    return 1;
+  }
 }
 
 function version(): string {

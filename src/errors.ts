@@ -16,7 +16,8 @@ export type ErrorCause =
   | 'upstream_protocol'
   | 'client_abort'
   | 'not_cached'
-  | 'plugin_error';
+  | 'plugin_error'
+  | 'shutdown';
 
 const STATUS: Record<ErrorCause, number> = {
   bad_request: 400,
@@ -34,6 +35,8 @@ const STATUS: Record<ErrorCause, number> = {
   not_cached: 504,
   // A plugin's hook threw, rejected or timed out (src/plugins/chain.ts): the proxy's own fault as the client sees it.
   plugin_error: 500,
+  // In flight when shutdown.drainTimeout ran out: the connection is closed, nothing more is sent; logged and counted.
+  shutdown: 503,
 };
 
 export class ProxyError extends Error {

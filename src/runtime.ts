@@ -8,10 +8,12 @@ import type { RequestContext } from './context.ts';
 import type { ProxyError } from './errors.ts';
 import { log, setLogLevel } from './log.ts';
 import { Snapshot, serviceHosts } from './snapshot.ts';
-import { AdminServer } from './admin/server.ts';
+import { AdminServer, type AdminHost } from './admin/server.ts';
+import { proxyStatus } from './admin/status.ts';
 import { CacheLayer } from './cache/layer.ts';
 import { registerPurgeRoutes } from './cache/purge.ts';
 import { DnsDiscovery } from './discovery/dns.ts';
+import { KubernetesDiscovery } from './discovery/kubernetes.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { OutlierDetector } from './health/passive.ts';
 import { Observability } from './observability/wire.ts';
@@ -19,7 +21,7 @@ import { Listener } from './server/listener.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
 import type { Instance } from './upstream/instance.ts';
-import { InstanceRegistry } from './upstream/registry.ts';
+import { InstanceRegistry, type HostSpec } from './upstream/registry.ts';
 import type { Service } from './upstream/service.ts';
 
 export interface RuntimeOptions {
@@ -31,9 +33,23 @@ export interface RuntimeOptions {
    * logged as 'worker started'.
    */
   worker?: number | undefined;
+  /**
+   * Stops the proxy when aborted (the CLI's SIGTERM/SIGINT): during the start too, which then
+   * stops waiting for service discovery and resolves with a runtime that does not serve.
+   */
+  signal?: AbortSignal | undefined;
 }
 
-export class Runtime implements PipelineHost {
+/**
+ * Builds everything a config needs before any live state changes (validate-then-swap): services,
+ * router, trusted proxies. An error here leaves the running proxy untouched. This is the one
+ * place for async build steps (loading plugins): it may return a promise.
+ */
+export function buildSnapshot(config: Config): Snapshot | Promise<Snapshot> {
+  return new Snapshot(config);
+}
+
+export class Runtime implements PipelineHost, AdminHost {
   snapshot: Snapshot;
   draining = false;
   /** Requests in flight (all services). */
@@ -41,6 +57,8 @@ export class Runtime implements PipelineHost {
   readonly registry = new InstanceRegistry();
   /** DNS service discovery; outlives snapshots like the registry, so a reload keeps discovered sets. */
   readonly discovery: DnsDiscovery;
+  /** EndpointSlice discovery (discovery.kubernetes); outlives snapshots like `discovery`. */
+  readonly kubernetes: KubernetesDiscovery;
   /** Active health checks (services with `healthCheck`); probers outlive snapshots with their instances. */
   readonly health: ActiveHealthChecker;
   /** Passive outlier detection, fed by every attempt's end. */
@@ -54,21 +72,33 @@ export class Runtime implements PipelineHost {
   /** Metrics, access log, GET /metrics; subscribes to the request and attempt ends. */
   readonly observability: Observability;
   readonly startedAt = Date.now();
+  private stopping: Promise<void> | undefined;
+  /** The start in progress (discovery, listen); a shutdown during it waits for it to give up. */
+  private starting: Promise<void> | undefined;
+  /** When in-flight requests are cut (shutdown: drain start + drainTimeout); 0 before. */
+  private cutAt = 0;
+  /** Reloads started; an async build that finishes after a newer reload began is dropped. */
+  private reloads = 0;
   private readonly endListeners: Array<(ctx: RequestContext) => void> = [];
   private readonly attemptListeners: Array<(instance: Instance, service: Service, status: number, failure: ProxyError | undefined) => void> = [];
 
   private constructor(
-    config: Config,
+    snapshot: Snapshot,
     readonly options: RuntimeOptions,
   ) {
+    const config = snapshot.config;
     setLogLevel(config.proxy.log.level);
     this.discovery = new DnsDiscovery({ onChange: (service) => this.applyDiscovered(service) });
     this.discovery.configure(config.proxy);
-    this.registry.begin();
-    this.snapshot = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
+    this.kubernetes = new KubernetesDiscovery({ onChange: (service) => this.applyDiscovered(service) });
+    this.kubernetes.configure(config.proxy);
+    this.snapshot = this.attach(snapshot);
     this.cache = new CacheLayer(this, config.proxy.cache, this.snapshot.services.values());
     this.outliers = new OutlierDetector<Instance>({
-      onEject: (i, service, ms, n) => log.warn({ service, instance: i.id, ejectedForMs: ms, ejectionsInARow: n }, 'instance ejected'),
+      onEject: (i, service, ms, n, reason) =>
+        reason === 'unreachable'
+          ? log.warn({ service, instance: i.id }, 'instance unreachable: out of rotation until it accepts a connection')
+          : log.warn({ service, instance: i.id, ejectedForMs: ms, ejectionsInARow: n }, 'instance ejected'),
       onReadmit: (i, service) => log.info({ service, instance: i.id }, 'instance readmitted'),
     });
     this.onAttemptEnd((instance, service, status, failure) => this.outliers.record(instance, service, status, failure));
@@ -81,24 +111,53 @@ export class Runtime implements PipelineHost {
     this.listener = new Listener(this.pipeline, this.upgrades, config.proxy.client);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;
     this.observability = new Observability(this, config);
-    if (this.admin) registerPurgeRoutes(this.admin, this);
+    if (this.admin) {
+      this.admin.route('GET /metrics', this.observability.metricsRoute);
+      registerPurgeRoutes(this.admin, this);
+    }
     this.observability.setCacheStats(() => this.cache.stats());
   }
 
+  /**
+   * Starts the proxy: one DNS resolution (so discovered services have instances from the first
+   * request), then the listener and the admin port. An abort of `options.signal` at any moment
+   * starts the shutdown; during the start, the start gives up and resolves with the stopped runtime.
+   */
   static async start(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-    const rt = new Runtime(config, options);
-    const { listen, admin } = config.proxy;
-    // One resolution before listening, so discovered services have instances from the first request.
-    await rt.discovery.start();
-    rt.health.sync(rt.snapshot.services.values());
-    await rt.listener.listen(listen.address, listen.port);
-    if (options.worker !== undefined) {
-      log.info({ listen: rt.listener.address(), services: config.proxy.services.length }, 'worker started');
-      return rt;
+    const rt = new Runtime(await buildSnapshot(config), options);
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) void rt.shutdown();
+      else signal.addEventListener('abort', () => void rt.shutdown(), { once: true });
     }
-    if (rt.admin) await rt.admin.listen(admin.address, admin.port);
-    log.info({ listen: rt.listener.address(), admin: rt.admin?.address(), services: config.proxy.services.length }, 'kubeproxy started');
+    rt.starting = rt.begin();
+    await rt.starting;
     return rt;
+  }
+
+  private async begin(): Promise<void> {
+    const { listen, admin, services } = this.snapshot.config.proxy;
+    await Promise.all([this.discovery.start(), this.kubernetes.start()]);
+    if (this.draining) return;
+    this.health.sync(this.snapshot.services.values());
+    await this.listener.listen(listen.address, listen.port);
+    if (this.draining) return;
+    if (this.options.worker !== undefined) {
+      log.info({ listen: this.listener.address(), services: services.length }, 'worker started');
+      return;
+    }
+    if (this.admin) await this.admin.listen(admin.address, admin.port);
+    log.info({ listen: this.listener.address(), admin: this.admin?.address(), services: services.length }, 'kubeproxy started');
+  }
+
+  /** The token state-changing admin endpoints need (admin/auth.ts); config/load.ts reads tokenFile into it. */
+  get adminToken(): string | undefined {
+    return this.snapshot.config.proxy.admin.token;
+  }
+
+  /** GET /status (also asked by the cluster primary from each worker). */
+  status(): unknown {
+    return proxyStatus(this);
   }
 
   /** Ready to take traffic: config loaded, listener bound, not draining. */
@@ -109,6 +168,11 @@ export class Runtime implements PipelineHost {
   // PipelineHost
   requestEnded(ctx: RequestContext): void {
     this.inflight--;
+    // Cut by the drain deadline, not by the client: its own cause in the log and the metrics.
+    if (this.cutAt > 0 && ctx.errorCause === 'client_abort' && Date.now() >= this.cutAt) {
+      ctx.errorCause = 'shutdown';
+      ctx.errorMessage = 'cut when shutdown.drainTimeout ran out';
+    }
     for (const fn of this.endListeners) fn(ctx);
   }
 
@@ -125,17 +189,40 @@ export class Runtime implements PipelineHost {
   }
 
   /**
-   * Swaps in a new config. The snapshot is built before anything changes; requests already in
-   * flight keep the snapshot they started with; instances that stay keep their state and pools.
+   * Swaps in a new config, validate-then-swap: the whole new snapshot is built first
+   * (`buildSnapshot`, which may be async); an error there rejects and changes nothing. Only then
+   * do discovery, instances and pools, the cache, health checks and the listener take the new
+   * config, in one synchronous step. Requests already in flight keep the snapshot they started
+   * with; instances that stay keep their state and pools. When the build is synchronous (no
+   * async step configured) the swap is done when this returns.
    */
-  reload(config: Config): void {
+  reload(config: Config): Promise<void> {
+    const generation = ++this.reloads;
+    let built: Snapshot | Promise<Snapshot>;
+    try {
+      built = buildSnapshot(config);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (!(built instanceof Promise)) {
+      this.swap(built);
+      return Promise.resolve();
+    }
+    return built.then((next) => {
+      if (generation !== this.reloads) return log.info('config reload superseded by a newer one');
+      if (!this.draining) this.swap(next);
+    });
+  }
+
+  /** The commit step of a reload: everything here applies a snapshot already built. */
+  private swap(next: Snapshot): void {
+    const config = next.config;
     const listenChanged =
       config.proxy.listen.port !== this.snapshot.config.proxy.listen.port || config.proxy.listen.address !== this.snapshot.config.proxy.listen.address;
     if (listenChanged) log.warn('proxy.listen changed: a restart is needed to move the listener; the old address keeps serving');
     this.discovery.configure(config.proxy);
-    this.registry.begin();
-    const next = new Snapshot(config, this.registry, (service) => this.discovery.hosts(service));
-    this.snapshot = next;
+    this.kubernetes.configure(config.proxy);
+    this.snapshot = this.attach(next);
     this.cache.reload(config.proxy.cache, next.services.values());
     this.registry.sweep(config.proxy.shutdown.drainTimeout);
     this.health.sync(next.services.values());
@@ -145,25 +232,37 @@ export class Runtime implements PipelineHost {
     log.info({ services: config.proxy.services.length }, 'config reloaded');
   }
 
+  /** Gives the snapshot's services their instances from the registry (kept ones keep their state and pools). */
+  private attach(snapshot: Snapshot): Snapshot {
+    this.registry.begin();
+    snapshot.attach(this.registry, (service) => this.discovered(service));
+    return snapshot;
+  }
+
   /**
    * Service discovery found a new address set for `name`: the service's instances become its
    * static hosts plus the discovered ones. Pods that stay keep their Instance (health, pool);
    * pods that left take no new requests and close once their in-flight ones finish.
    */
+  /** Instances found by DNS or EndpointSlice discovery (a service has one or the other). */
+  private discovered(name: string): HostSpec[] {
+    return [...this.discovery.hosts(name), ...this.kubernetes.hosts(name)];
+  }
+
   private applyDiscovered(name: string): void {
     const service = this.snapshot.services.get(name);
     if (service === undefined) return;
-    const hosts = serviceHosts(service.config.hosts, this.discovery.hosts(name));
+    const hosts = serviceHosts(service.config.hosts, this.discovered(name));
     const { instances } = this.registry.replace(service, hosts, this.snapshot.config.proxy.shutdown.drainTimeout);
     service.instances = instances;
     this.health.sync(this.snapshot.services.values());
   }
 
   /** Reloads from the config file; an invalid file is logged and the running config keeps serving. */
-  reloadFromFile(): boolean {
+  async reloadFromFile(): Promise<boolean> {
     if (this.options.configPath === undefined) return false;
     try {
-      this.reload(loadConfigFile(this.options.configPath));
+      await this.reload(loadConfigFile(this.options.configPath));
       return true;
     } catch (err) {
       const message = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
@@ -175,18 +274,34 @@ export class Runtime implements PipelineHost {
 
   /**
    * SIGTERM: readiness fails at once, serving goes on for `shutdown.delay` (so Kubernetes removes
-   * the endpoint), then the listener stops accepting and in-flight requests get `drainTimeout`.
+   * the endpoint), then the listener stops accepting and in-flight requests get `drainTimeout`;
+   * those still running then are cut (cause `shutdown`). During the start, the start stops
+   * waiting for service discovery and nothing is bound after it. Every call returns the same promise.
    */
-  async shutdown(): Promise<void> {
-    if (this.draining) return;
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stop();
+    return this.stopping;
+  }
+
+  private async stop(): Promise<void> {
     this.draining = true;
     const { delay, drainTimeout } = this.snapshot.config.proxy.shutdown;
     log.info({ delay, drainTimeout }, 'shutting down');
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (this.starting !== undefined && !this.listener.server.listening) {
+      // Not serving yet: no endpoint to take out of rotation, no DNS answer worth waiting for.
+      this.discovery.close();
+      this.kubernetes.close();
+      await this.starting.catch(() => {});
+    } else {
+      await this.starting?.catch(() => {});
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    }
+    this.cutAt = Date.now() + drainTimeout;
     await this.listener.drain(drainTimeout, () => this.inflight > 0 || this.upgrades.open.size > 0);
     this.outliers.stop();
     await this.health.stop();
     this.discovery.close();
+    this.kubernetes.close();
     await this.registry.closeAll(1000);
     await this.admin?.close();
     await this.observability.close();

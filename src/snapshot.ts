@@ -1,7 +1,11 @@
 /**
  * An immutable view of one config: router, services and their instance lists. A request keeps the
  * snapshot it started with, so a reload never changes the rules under an in-flight request.
- * Instances come from the InstanceRegistry, which outlives snapshots.
+ *
+ * Two steps (validate-then-swap): the constructor builds everything from the config alone and
+ * touches no live state, so a failure there leaves the running proxy as it was; `attach` then
+ * takes the services' instances from the InstanceRegistry, which outlives snapshots (kept
+ * instances get the new weights and pool settings there), right before the snapshot goes live.
  */
 import { BlockList, isIPv6 } from 'node:net';
 import type { Config } from './config/schema.ts';
@@ -16,17 +20,11 @@ export class Snapshot {
   /** `1.1 kubeproxy` or undefined when Via is off. */
   readonly via: string | undefined;
 
-  constructor(
-    readonly config: Config,
-    registry: InstanceRegistry,
-    /** Instances found by service discovery, added to each service's static hosts. */
-    discovered: (service: string) => readonly HostSpec[] = () => [],
-  ) {
+  constructor(readonly config: Config) {
     const proxy = config.proxy;
     const services = new Map<string, Service>();
     for (const sc of proxy.services) {
       const service = new Service(sc, proxy);
-      service.instances = registry.acquire(service, serviceHosts(sc.hosts, discovered(sc.name)));
       services.set(service.name, service);
     }
     this.services = services;
@@ -47,6 +45,20 @@ export class Snapshot {
       this.trusted = list;
     } else {
       this.trusted = undefined;
+    }
+  }
+
+  /**
+   * Gives every service its instances: its static hosts plus those service discovery found, kept
+   * ones reused from the registry. The step of a reload that changes live state.
+   */
+  attach(
+    registry: InstanceRegistry,
+    /** Instances found by service discovery, added to each service's static hosts. */
+    discovered: (service: string) => readonly HostSpec[] = () => [],
+  ): void {
+    for (const service of this.services.values()) {
+      service.instances = registry.acquire(service, serviceHosts(service.config.hosts, discovered(service.name)));
     }
   }
 

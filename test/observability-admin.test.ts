@@ -1,7 +1,8 @@
 /**
  * The admin listener as an operator and Kubernetes see it: liveness, readiness during a drain,
  * /metrics only on the admin port, /status with health, ejections and cache figures, health
- * checks and ejections in the metrics, and reload counters of a real process on SIGHUP.
+ * checks and ejections in the metrics, reload counters of a real process on SIGHUP, and the
+ * bearer token state-changing endpoints need.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,9 @@ import { request } from './helpers/http.ts';
 import { until } from './helpers/load.ts';
 import { scrape } from './helpers/metrics.ts';
 import { spawnProxy } from './helpers/child.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** An origin that answers `origin <path>` for every path, /metrics and /healthz included. */
 function echoPathOrigin(): Promise<Origin> {
@@ -189,4 +193,61 @@ test('a real process counts reloads on SIGHUP: a refused file as a failure, a go
   assert.deepEqual(await reloads(), [1, 1]);
   const after = (await scrape(child.adminPort)).get('kubeproxy_config_last_reload_success_timestamp_seconds')!;
   assert.ok(after >= before, `${after} >= ${before}`);
+});
+
+describe('admin token', () => {
+  test('cache purge needs the bearer token from tokenFile (401 otherwise, WWW-Authenticate: Bearer); a reload reads the file again; reads stay open', async (t) => {
+    const origin = await echoPathOrigin();
+    const dir = await mkdtemp(join(tmpdir(), 'kubeproxy-admin-token-'));
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, 'first-token\n');
+    const block = {
+      admin: { address: '127.0.0.1', port: 0, tokenFile },
+      services: [{ name: 'app', domain: 'app.test', hosts: [{ port: origin.port }] }],
+      watch: false,
+    };
+    const child = await spawnProxy(block);
+    t.after(async () => {
+      await child.cleanup();
+      await origin.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const purge = (authorization?: string) =>
+      request(child.adminPort, { method: 'POST', path: '/cache/purge?service=app', headers: authorization === undefined ? {} : { authorization } });
+
+    const missing = await purge();
+    assert.equal(missing.status, 401);
+    assert.equal(missing.headers['www-authenticate'], 'Bearer realm="kubeproxy-admin"');
+    assert.match(missing.text, /Authorization: Bearer <token>/);
+    const wrong = await purge('Bearer first-tokeN');
+    assert.equal(wrong.status, 401);
+    assert.match(String(wrong.headers['www-authenticate']), /error="invalid_token"/);
+    assert.equal((await purge('Basic Zmlyc3QtdG9rZW4=')).status, 401, 'only the Bearer scheme');
+    const ok = await purge('bearer first-token');
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(JSON.parse(ok.text), { service: 'app', removed: 0 });
+    for (const path of ['/healthz', '/readyz', '/metrics', '/status']) {
+      assert.equal((await request(child.adminPort, { path })).status, 200, `${path} needs no token`);
+    }
+
+    // A rotated Secret: the new token after a reload, the old one refused.
+    await writeFile(tokenFile, 'second-token\n');
+    const from = child.logs.length;
+    child.child.kill('SIGHUP');
+    await child.waitForLog((l) => l.msg === 'config reloaded', from);
+    assert.equal((await purge('Bearer first-token')).status, 401);
+    assert.equal((await purge('Bearer second-token')).status, 200);
+  });
+
+  test('with no token configured, cache purge answers 403 naming the key that enables it', async (t) => {
+    const origin = await echoPathOrigin();
+    const proxy = await startProxy({ admin: { address: '127.0.0.1', port: 0 }, services: [{ name: 'app', domain: 'app.test', hosts: [{ port: origin.port }] }] });
+    t.after(async () => {
+      await proxy.close();
+      await origin.close();
+    });
+    const r = await request(proxy.adminPort, { method: 'POST', path: '/cache/purge?service=app', headers: { authorization: 'Bearer anything' } });
+    assert.equal(r.status, 403);
+    assert.match(JSON.parse(r.text).error, /set proxy\.admin\.token or proxy\.admin\.tokenFile/);
+  });
 });

@@ -11,6 +11,8 @@ import { scrape } from './helpers/metrics.ts';
 import { clusterStatus } from './helpers/cluster.ts';
 import { until } from './helpers/load.ts';
 
+const ADMIN_TOKEN = 'workers-admin-token';
+const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 let origin: Origin;
 let proxy: ChildProxy;
 
@@ -23,6 +25,7 @@ before(async () => {
   });
   proxy = await spawnProxy({
     workers: 2,
+    admin: { address: '127.0.0.1', port: 0, token: ADMIN_TOKEN },
     services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }],
   });
 });
@@ -91,7 +94,11 @@ test('a cache purge on the admin port empties the cache of every worker', async 
   const fromOrigin = origin.requests.filter((r) => r.url === '/cached/page').length;
   assert.equal(fromOrigin, 2, `one miss per worker (${sent} requests sent)`);
 
-  const purge = await request(proxy.adminPort, { method: 'POST', path: `/cache/purge?url=${encodeURIComponent('http://web.test/cached/page')}` });
+  const denied = await request(proxy.adminPort, { method: 'POST', path: '/cache/purge?service=web' });
+  assert.equal(denied.status, 401, 'no token, no purge');
+  assert.deepEqual(await entries(), [1, 1]);
+
+  const purge = await request(proxy.adminPort, { method: 'POST', path: `/cache/purge?url=${encodeURIComponent('http://web.test/cached/page')}`, headers: auth });
   assert.equal(purge.status, 200);
   const body = JSON.parse(purge.text) as { service: string; removed: number; workers: Array<{ removed: number }> };
   assert.equal(body.service, 'web');
@@ -99,7 +106,7 @@ test('a cache purge on the admin port empties the cache of every worker', async 
   assert.deepEqual(body.workers.map((w) => w.removed), [1, 1]);
   assert.deepEqual(await entries(), [0, 0]);
 
-  const bad = await request(proxy.adminPort, { method: 'POST', path: '/cache/purge?service=nope' });
+  const bad = await request(proxy.adminPort, { method: 'POST', path: '/cache/purge?service=nope', headers: auth });
   assert.equal(bad.status, 404, 'the same answer from every worker is passed on as it is');
   assert.deepEqual(JSON.parse(bad.text), { error: 'no service named "nope" is configured' });
 });

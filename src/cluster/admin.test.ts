@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { ClusterAdmin, type ClusterHost } from './admin.ts';
 import type { AdminReply, ToWorker } from './messages.ts';
-import type { WorkerSlot } from './primary.ts';
+import type { WorkerSlot } from './slot.ts';
 
 /** Two workers whose answers each test sets; the admin server in front of them on a real port. */
 type Answer = (m: ToWorker) => unknown;
@@ -21,10 +21,12 @@ const slot = (index: number): WorkerSlot => ({
   failure: undefined,
   restartTimer: undefined,
 });
-const host: ClusterHost & { draining: boolean; slots: WorkerSlot[] } = {
+const TOKEN = 'test-admin-token';
+const host: ClusterHost & { draining: boolean; slots: WorkerSlot[]; adminToken: string | undefined } = {
   draining: false,
   startedAt: Date.now(),
   metricsEnabled: true,
+  adminToken: TOKEN,
   slots: [slot(0), slot(1)],
   async request(s, build) {
     return answers[s.index]!(build(1));
@@ -39,9 +41,10 @@ before(async () => {
 });
 after(() => admin.close());
 
-function get(path: string, method = 'GET'): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+function get(path: string, method = 'GET', token: string | null = TOKEN): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  const headers = token === null ? {} : { authorization: `Bearer ${token}` };
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c));
       res.on('end', () => resolve({ status: res.statusCode!, text, headers: res.headers }));
@@ -55,6 +58,30 @@ const reply = (status: number, body: unknown): AdminReply => ({
   status,
   headers: { 'content-type': 'application/json' },
   body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+
+test('a purge without the admin token never reaches a worker: 401, or 403 with no token configured', async () => {
+  let asked = 0;
+  answers[0] = answers[1] = () => {
+    asked++;
+    return reply(200, { service: 'web', removed: 1 });
+  };
+  const missing = await get('/cache/purge?service=web', 'POST', null);
+  assert.equal(missing.status, 401);
+  assert.match(String(missing.headers['www-authenticate']), /^Bearer/);
+  const wrong = await get('/cache/purge?service=web', 'POST', 'not-the-token');
+  assert.equal(wrong.status, 401);
+  assert.match(JSON.parse(wrong.text).error, /not the one configured/);
+  host.adminToken = undefined;
+  try {
+    const off = await get('/cache/purge?service=web', 'POST');
+    assert.equal(off.status, 403);
+    assert.match(JSON.parse(off.text).error, /proxy\.admin\.token or proxy\.admin\.tokenFile/);
+  } finally {
+    host.adminToken = TOKEN;
+  }
+  assert.equal(asked, 0);
+  assert.equal((await get('/status', 'GET', null)).status, 200);
 });
 
 test('purge counts from every worker add up; each worker answer is listed', async () => {

@@ -13,7 +13,9 @@
  *   GET /status    the primary's state and each worker's /status (plus its pid and the number of
  *                  requests it served), asked over IPC
  *   anything else  sent to every running worker's own admin routes (e.g. POST /cache/purge, as
- *                  each worker has its own cache); see `fanOut` for how the answers are merged
+ *                  each worker has its own cache); see `fanOut` for how the answers are merged.
+ *                  A method other than GET/HEAD needs the admin token here first (admin/auth.ts),
+ *                  and is checked again by each worker against the same config.
  *
  * Why not AggregatorRegistry.clusterMetrics(): it reads the workers' registries without running
  * the scrape hooks (the gauges set from state at scrape time, in-flight requests, connections,
@@ -23,10 +25,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
+import { isReadOnly, refuse } from '../admin/auth.ts';
 import { json, text } from '../admin/server.ts';
 import { metrics, type MetricsJSON } from '../metrics/metrics.ts';
 import type { AdminReply, ToWorker } from './messages.ts';
-import type { WorkerSlot } from './primary.ts';
+import type { WorkerSlot } from './slot.ts';
 import { boundAddress, closeServer, listenOn } from '../server/bind.ts';
 
 /** What the admin server needs from the primary. */
@@ -34,6 +37,8 @@ export interface ClusterHost {
   readonly draining: boolean;
   readonly startedAt: number;
   readonly metricsEnabled: boolean;
+  /** proxy.admin.token (or tokenFile's content) of the running config. */
+  readonly adminToken: string | undefined;
   readonly slots: readonly WorkerSlot[];
   request(slot: WorkerSlot, build: (id: number) => ToWorker, timeoutMs: number): Promise<unknown>;
 }
@@ -85,6 +90,13 @@ export class ClusterAdmin {
       if (allowed.length > 0) {
         req.resume();
         return text(res, 405, `method ${req.method} not allowed on ${url.pathname}\n`, ['allow', allowed.join(', ')]);
+      }
+      if (!isReadOnly(req.method)) {
+        const refusal = refuse(req.headers, this.host.adminToken);
+        if (refusal !== undefined) {
+          req.resume();
+          return json(res, refusal.status, { error: refusal.message }, refusal.headers);
+        }
       }
       await this.fanOut(req, res);
     } catch (err) {
@@ -216,7 +228,7 @@ function pass(res: ServerResponse, reply: AdminReply): void {
   // A HEAD answer has no body but the length of the GET one.
   const length = reply.headers['content-length'];
   const headers: string[] = ['content-length', typeof length === 'string' ? length : String(Buffer.byteLength(reply.body)), 'cache-control', 'no-store'];
-  for (const name of ['content-type', 'allow']) {
+  for (const name of ['content-type', 'allow', 'www-authenticate']) {
     const v = reply.headers[name];
     if (typeof v === 'string') headers.push(name, v);
   }

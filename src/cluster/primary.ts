@@ -13,7 +13,7 @@
  * - A worker that exits while the proxy is not shutting down is replaced after a back-off
  *   (250 ms, doubling to 30 s for a worker that keeps failing; a worker that stayed up 30 s
  *   resets it). Readiness fails until every slot has a ready worker again.
- * - SIGTERM/SIGINT: readiness fails at once, every worker drains (`shutdown.delay`, then
+ * - SIGTERM/SIGINT, at any moment (while the workers start too): readiness fails at once, every worker drains (`shutdown.delay`, then
  *   `drainTimeout` for in-flight requests), and the primary exits 0 once all of them exited;
  *   workers still running after delay + drainTimeout + 5 s are killed and the exit code is 1.
  *
@@ -35,6 +35,7 @@ import { withV8Flags } from '../v8-flags.ts';
 import { ClusterAdmin, type ClusterHost } from './admin.ts';
 import { workerCount } from './count.ts';
 import { WORKER_ENV, isFromWorker, type FromWorker, type ToWorker } from './messages.ts';
+import type { SlotState, WorkerSlot } from './slot.ts';
 
 /** The CLI module next to this one (cli.ts from src, cli.js from dist): what workers run. */
 const CLI_ENTRY = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
@@ -46,24 +47,6 @@ const STABLE_MS = 30_000;
 /** Time past delay + drainTimeout for a worker to close its pools and exit. */
 const EXIT_MARGIN_MS = 5_000;
 const RELOAD_TIMEOUT_MS = 10_000;
-
-export type SlotState = 'starting' | 'ready' | 'draining' | 'exited';
-
-/** One of the N worker places; its worker changes when one is replaced. */
-export interface WorkerSlot {
-  readonly index: number;
-  worker: Worker | undefined;
-  state: SlotState;
-  /** The worker listens for messages (it said hello). */
-  connected: boolean;
-  /** Workers started in this slot after the first. */
-  restarts: number;
-  crashesInARow: number;
-  readyAt: number | undefined;
-  /** Why the worker could not start, as it reported. */
-  failure: string | undefined;
-  restartTimer: NodeJS.Timeout | undefined;
-}
 
 interface Pending {
   worker: Worker;
@@ -129,6 +112,10 @@ export class ClusterPrimary implements ClusterHost {
     return this.config.proxy.metrics.enabled;
   }
 
+  get adminToken(): string | undefined {
+    return this.config.proxy.admin.token;
+  }
+
   async run(loaded: Buffer | undefined): Promise<number> {
     setLogLevel(this.config.proxy.log.level);
     // Workers run the CLI module itself (not process.argv[1], which may be a wrapper or a test runner).
@@ -143,12 +130,19 @@ export class ClusterPrimary implements ClusterHost {
         return 1;
       }
     }
-    const failure = await new Promise<string | undefined>((resolve) => {
+    // Signals are taken from before the first fork: SIGTERM while workers start drains them.
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    const started = new Promise<string | undefined>((resolve) => {
       this.startup = resolve;
       for (const slot of this.slots) this.fork(slot);
     });
+    const first = await Promise.race([started.then((failure) => ({ failure })), signalled.then((signal) => ({ signal }))]);
     this.startup = undefined;
-    if (failure !== undefined) return this.abort(failure);
+    if ('signal' in first) return this.shutdown(first.signal);
+    if (first.failure !== undefined) return this.abort(first.failure);
 
     const { admin } = this.config.proxy;
     if (admin.enabled) {
@@ -180,11 +174,7 @@ export class ClusterPrimary implements ClusterHost {
         onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads'),
       });
     }
-    return new Promise<number>((resolve) => {
-      const stop = (signal: string) => void this.shutdown(signal).then(resolve);
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    return this.shutdown(await signalled);
   }
 
   // ---- workers ---------------------------------------------------------------------------------
@@ -253,14 +243,14 @@ export class ClusterPrimary implements ClusterHost {
     slot.state = 'exited';
     slot.connected = false;
     const fields = { worker: worker.id, workerPid: worker.process.pid, code, signal };
-    if (this.startup !== undefined) {
-      this.startup(slot.failure ?? `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it was ready`);
-      return;
-    }
     void this.admin?.retire(worker.id, !this.draining);
     if (this.draining) {
       log.info(fields, 'worker stopped');
       if (this.slots.every((s) => s.worker === undefined)) this.allExited?.();
+      return;
+    }
+    if (this.startup !== undefined) {
+      this.startup(slot.failure ?? `worker ${worker.id} exited (${signal ?? `code ${code}`}) before it was ready`);
       return;
     }
     if (slot.readyAt !== undefined && Date.now() - slot.readyAt >= STABLE_MS) slot.crashesInARow = 0;

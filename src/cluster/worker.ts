@@ -36,6 +36,8 @@ export function runWorker(): Promise<number> {
   /** For `listen.port: 0`: the port the workers share (see the `start` message). */
   let sharedPort: number | undefined;
   let workers = 1;
+  /** Aborted by a drain order or a signal: stops the Runtime, also while it starts. */
+  const stopSignal = new AbortController();
 
   /**
    * The config as this worker runs it. `cache.maxSize` bounds the memory of the whole proxy, so
@@ -67,8 +69,10 @@ export function runWorker(): Promise<number> {
       stopping = true;
       log.info({ reason }, 'worker draining');
       send({ kubeproxy: 'draining' });
+      stopSignal.abort();
       void (async () => {
         const rt = runtime ?? (await starting);
+        // The abort started its shutdown (also during the start): this waits for that one.
         await rt?.shutdown();
       })().then(
         () => resolve(0),
@@ -91,11 +95,12 @@ export function runWorker(): Promise<number> {
         send({ kubeproxy: 'failed', message: err instanceof ConfigError ? err.message : (err as Error).message });
         return resolve(2);
       }
-      starting = Runtime.start(config, { worker: id }).then(
+      starting = Runtime.start(config, { worker: id, signal: stopSignal.signal }).then(
         (rt) => {
           runtime = rt;
           rt.onRequestEnd(() => requests++);
-          send({ kubeproxy: 'ready', listen: rt.listener.address() });
+          // Told to stop while it started: it never served, and says nothing of being ready.
+          if (!stopping) send({ kubeproxy: 'ready', listen: rt.listener.address() });
           return rt;
         },
         (err: NodeJS.ErrnoException) => {
@@ -129,7 +134,7 @@ export function runWorker(): Promise<number> {
           return answer(m.id, async () => {
             const rt = await running();
             try {
-              rt.reload(parse(m.configText, m.source));
+              await rt.reload(parse(m.configText, m.source));
             } catch (err) {
               rt.observability.reloadFailed();
               const message = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
@@ -143,7 +148,7 @@ export function runWorker(): Promise<number> {
         case 'status':
           return answer(m.id, async () => {
             const rt = await running();
-            return { pid: process.pid, requests, ...((rt.admin?.status() as object | undefined) ?? { ready: rt.ready, draining: rt.draining }) };
+            return { pid: process.pid, requests, ...(rt.status() as object) };
           });
         case 'metrics':
           return answer(m.id, async () => (await running()).observability.metrics.metricsJSON());

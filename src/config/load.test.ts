@@ -1,6 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, ConfigError } from './load.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigFile, parseConfig, ConfigError } from './load.ts';
 
 const ORIGINAL = `
 proxy:
@@ -122,9 +125,59 @@ describe('config', () => {
     assert.deepEqual(problems('services: []\n'), ['proxy: is required', 'services: unknown key (expected one of: proxy)']);
   });
 
-  test('YAML syntax errors are reported with their position', () => {
-    const [p] = problems('proxy: [\n');
-    assert.match(p!, /^YAML: .*line \d+, column \d+/);
+  test('a YAML syntax error reads as one sentence with its line and column', () => {
+    assert.deepEqual(problems('proxy:\n  listen: { port: 8080 }\n  services: a: b\n'), [
+      'YAML syntax error at line 3, column 13: nested mappings are not allowed in compact mappings',
+    ]);
+  });
+
+  test('an empty file, or one with only comments, says so', () => {
+    assert.deepEqual(problems(''), ['the file is empty: expected a mapping with a "proxy" key']);
+    assert.deepEqual(problems('\n  \n'), ['the file is empty: expected a mapping with a "proxy" key']);
+    assert.deepEqual(problems('# nothing yet\n'), ['the file has no content (only comments): expected a mapping with a "proxy" key']);
+  });
+
+  test('a duplicate service name is reported even when other problems exist', () => {
+    const yaml = withService(`    - name: a\n      domain: a.com\n      hosts: [{ address: x, port: 1 }]\n    - name: a\n      domain: b.com\n      hosts: [{ address: x, port: "abc" }]\n`);
+    assert.deepEqual(problems(yaml), [
+      'proxy.services[1].hosts[0].port: expected integer 1-65535, got "abc"',
+      'proxy.services[1].name: duplicate service name "a" (also services[0])',
+    ]);
+  });
+
+  test('values echoed from the file are cut to 80 characters; a junk file does not come back whole', () => {
+    const long = 'x'.repeat(5000);
+    const [p] = problems(withService(`    - name: a\n      domain: a.com\n      hosts: [{ address: x, port: "${long}" }]\n`));
+    assert.match(p!, /^proxy\.services\[0\]\.hosts\[0\]\.port: expected integer 1-65535, got "x{79}…" \(5000 characters\)$/);
+    // 1 MiB of pseudo-random bytes (a binary given by mistake).
+    let seed = 1;
+    const junk = Buffer.from(new Uint8Array(1 << 20).map(() => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 23));
+    const all = problems(junk.toString('latin1')).join('\n');
+    assert.ok(all.length < 2500, `${all.length} characters of problems`);
+    const key = 'k'.repeat(1000);
+    assert.ok(problems(`proxy:\n  ${key}: 1\n  services: []\n`).some((p) => /^proxy\.k{79}…: unknown key/.test(p)));
+  });
+
+  test('admin.tokenFile is read (trailing newline dropped); token and tokenFile together are refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubeproxy-token-'));
+    try {
+      writeFileSync(join(dir, 'token'), 's3cret-token\n');
+      const config = (admin: string) => `proxy:\n  admin: ${admin}\n  services:\n    - { name: a, domain: a.com, hosts: [{ address: x, port: 1 }] }\n`;
+      writeFileSync(join(dir, 'ok.yaml'), config('{ tokenFile: token }'));
+      assert.equal(loadConfigFile(join(dir, 'ok.yaml')).proxy.admin.token, 's3cret-token');
+      assert.equal(parseConfig(config('{}')).proxy.admin.address, '127.0.0.1');
+      assert.deepEqual(problems(config('{ token: abc, tokenFile: token }')), ['proxy.admin.tokenFile: give either token or tokenFile, not both']);
+      assert.deepEqual(problems(config('{ token: "two words" }')), [
+        'proxy.admin.token: expected visible ASCII characters without spaces (a Bearer token, RFC 6750 §2.1), got 9 character(s)',
+      ]);
+      writeFileSync(join(dir, 'missing.yaml'), config('{ tokenFile: nope }'));
+      assert.throws(() => loadConfigFile(join(dir, 'missing.yaml')), (err: ConfigError) => {
+        assert.deepEqual(err.problems, ['proxy.admin.tokenFile: cannot read "nope": ENOENT']);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a service needs at least one domain', () => {

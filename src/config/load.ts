@@ -1,11 +1,15 @@
 /**
  * YAML text → validated, frozen Config, or a ConfigError listing every problem as
  * `path: message` (e.g. `proxy.services[1].hosts[0].port: expected integer 1-65535, got "abc"`).
+ * Values echoed in messages are cut to ECHO_MAX characters, so a wrong file (a binary, a log)
+ * gives a readable answer, not its own content back. `proxy.admin.tokenFile` is read here, at
+ * every load and reload, into `proxy.admin.token`.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type Config } from './schema.ts';
+import { BEARER_TOKEN, configSchema, type Config } from './schema.ts';
 import { show } from './units.ts';
 
 export class ConfigError extends Error {
@@ -28,20 +32,90 @@ export function loadConfigFile(path: string): Config {
   return parseConfig(text, path);
 }
 
+/** Longest echo of a value from the file in a message; longer ones end in "…". */
+const ECHO_MAX = 80;
+/** YAML syntax errors listed; a file that is not YAML at all would give one per line. */
+const YAML_ERRORS_MAX = 10;
+
 export function parseConfig(text: string, source = '<config>'): Config {
+  if (text.trim() === '') throw new ConfigError(['the file is empty: expected a mapping with a "proxy" key'], source);
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`), source);
+    const shown = doc.errors.slice(0, YAML_ERRORS_MAX).map((e) => yamlProblem(e.message, e.linePos?.[0]));
+    const more = doc.errors.length - shown.length;
+    throw new ConfigError(more > 0 ? [...shown, `... and ${more} more YAML syntax error(s)`] : shown, source);
   }
-  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source);
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (raw === null || raw === undefined) throw new ConfigError(['the file has no content (only comments): expected a mapping with a "proxy" key'], source);
+  return validateConfig(raw, source);
+}
+
+/**
+ * yaml's pretty message is `<what> at line L, column C:` followed by an excerpt of the file;
+ * the problem reads as one sentence instead: `YAML syntax error at line L, column C: <what>`.
+ */
+function yamlProblem(message: string, at: { line: number; col: number } | undefined): string {
+  const what = (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
+  const where = at === undefined ? '' : ` at line ${at.line}, column ${at.col}`;
+  return `YAML syntax error${where}: ${capEchoes(what.charAt(0).toLowerCase() + what.slice(1))}`;
 }
 
 export function validateConfig(raw: unknown, source = '<config>'): Config {
   const result = configSchema.safeParse(raw, { error: messageFor });
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map(formatIssue), source);
+    const problems = result.error.issues.map(formatIssue);
+    // Cross-service checks run only on an otherwise valid config: a duplicate name is found here too.
+    for (const p of duplicateNames(raw)) if (!problems.includes(p)) problems.push(p);
+    throw new ConfigError(problems, source);
   }
+  const admin = result.data.proxy.admin;
+  if (admin.tokenFile !== undefined) admin.token = readToken(admin.tokenFile, source);
   return deepFreeze(result.data);
+}
+
+/** The content of `proxy.admin.tokenFile` (relative to the config file), trailing newline removed. */
+function readToken(file: string, source: string): string {
+  const path = resolve(source.startsWith('<') ? process.cwd() : dirname(source), file);
+  const problem = (message: string) => new ConfigError([`proxy.admin.tokenFile: ${message}`], source);
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw problem(`cannot read ${JSON.stringify(cap(file))}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (token === '') throw problem(`${JSON.stringify(cap(file))} is empty`);
+  if (!BEARER_TOKEN.test(token)) throw problem(`the content of ${JSON.stringify(cap(file))} is not a Bearer token (visible ASCII without spaces, RFC 6750 §2.1)`);
+  return token;
+}
+
+/** `proxy.services[i].name: duplicate service name …`, read from the raw input (same words as the schema's check). */
+function duplicateNames(raw: unknown): string[] {
+  const services = (raw as { proxy?: { services?: unknown } } | null)?.proxy?.services;
+  if (!Array.isArray(services)) return [];
+  const seen = new Map<string, number>();
+  const out: string[] = [];
+  services.forEach((s: unknown, i) => {
+    const name = (s as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
+    if (first !== undefined) out.push(`proxy.services[${i}].name: duplicate service name ${JSON.stringify(cap(name))} (also services[${first}])`);
+    else seen.set(name, i);
+  });
+  return out;
+}
+
+function cap(value: string): string {
+  return value.length <= ECHO_MAX ? value : `${value.slice(0, ECHO_MAX - 1)}…`;
+}
+
+/** Every quoted value in a message cut to ECHO_MAX characters (messages come from many checks). */
+function capEchoes(message: string): string {
+  if (message.length <= ECHO_MAX) return message;
+  return message.replace(/"(?:[^"\\]|\\.)*"/g, (quoted) => {
+    if (quoted.length <= ECHO_MAX + 2) return quoted;
+    const value = JSON.parse(quoted) as string;
+    return `${JSON.stringify(cap(value))} (${value.length} characters)`;
+  });
 }
 
 /** `proxy.services[1].hosts[0].port`. */
@@ -49,16 +123,16 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
+    else out += out === '' ? cap(String(part)) : `.${cap(String(part))}`;
   }
   return out || '(top level)';
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: ${issue.message}`).join('\n  ');
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: ${capEchoes(issue.message)}`).join('\n  ');
   }
-  return `${formatPath(issue.path)}: ${issue.message}`;
+  return `${formatPath(issue.path)}: ${capEchoes(issue.message)}`;
 }
 
 /** Zod's default messages name types; ours name what the user wrote and what was expected. */

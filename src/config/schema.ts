@@ -37,6 +37,12 @@ const listenPort = intIn(0, 65535);
 
 const address = z.string().min(1, { error: 'expected an address, got ""' });
 
+/** RFC 6750 §2.1: a Bearer token is visible ASCII without spaces. */
+export const BEARER_TOKEN = /^[\x21-\x7e]+$/;
+const bearerToken = z.string().refine((v) => BEARER_TOKEN.test(v), {
+  error: (iss) => `expected visible ASCII characters without spaces (a Bearer token, RFC 6750 §2.1), got ${typeof iss.input === 'string' ? `${iss.input.length} character(s)` : show(iss.input)}`,
+});
+
 /** A DNS name or a `*.` wildcard; stored lower-case and without a trailing dot. */
 const domainName = z
   .string()
@@ -251,7 +257,21 @@ const proxySchema = z
   .strictObject({
     listen: z.strictObject({ address: address.default('0.0.0.0'), port: listenPort.default(8080) }).prefault({}),
     admin: z
-      .strictObject({ enabled: z.boolean().default(true), address: address.default('0.0.0.0'), port: listenPort.default(9901) })
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Loopback by default: the admin port can purge the cache; the Helm chart sets 0.0.0.0 for probes. */
+        address: address.default('127.0.0.1'),
+        port: listenPort.default(9901),
+        /** Bearer token for state-changing admin endpoints (admin/auth.ts); without one they answer 403. */
+        token: bearerToken.optional(),
+        /** File holding the token (a mounted Secret), read at every load and reload; relative to the config file. */
+        tokenFile: z.string().min(1, { error: 'expected a file path, got ""' }).optional(),
+      })
+      .superRefine((a, ctx) => {
+        if (a.token !== undefined && a.tokenFile !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['tokenFile'], message: 'give either token or tokenFile, not both' });
+        }
+      })
       .prefault({}),
     workers: z.union([z.literal('auto'), intIn(1, 256)]).default(1),
     loadBalancer: balancerKind.default('round-robin'),

@@ -69,6 +69,8 @@ export const ERROR_CAUSES = [
   'not_cached',
   // a plugin hook threw, rejected or timed out
   'plugin_error',
+  // in flight when shutdown.drainTimeout ran out, cut by the proxy
+  'shutdown',
 ] as const;
 export type ErrorCause = (typeof ERROR_CAUSES)[number];
 

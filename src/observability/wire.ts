@@ -38,7 +38,12 @@ import {
   type ServiceMetrics,
   type UpstreamMetrics,
 } from '../metrics/metrics.ts';
-import type { Runtime } from '../runtime.ts';
+import type { Server } from 'node:http';
+import type { DnsDiscovery } from '../discovery/dns.ts';
+import type { ActiveHealthChecker } from '../health/active.ts';
+import type { OutlierDetector } from '../health/passive.ts';
+import type { AdminRoute } from '../admin/server.ts';
+import type { Snapshot } from '../snapshot.ts';
 import type { Instance } from '../upstream/instance.ts';
 import type { Service } from '../upstream/service.ts';
 import { AccessLog } from './access-log.ts';
@@ -69,6 +74,17 @@ export interface CacheStatus {
   hitRatio: number | null;
 }
 
+/** What the observability wiring subscribes to and reads in the running proxy (Runtime). */
+export interface ObservedProxy {
+  readonly snapshot: Snapshot;
+  readonly health: Pick<ActiveHealthChecker, 'addListener'>;
+  readonly outliers: Pick<OutlierDetector<Instance>, 'addListener'>;
+  readonly discovery: Pick<DnsDiscovery, 'onResolve'>;
+  readonly listener: { readonly server: Server; readonly connections: number };
+  onRequestEnd(fn: (ctx: RequestContext) => void): void;
+  onAttemptEnd(fn: (instance: Instance, service: Service, status: number, failure: ProxyError | undefined) => void): void;
+}
+
 export class Observability {
   private metricsOn = false;
   private access: AccessLog | undefined;
@@ -90,7 +106,7 @@ export class Observability {
   private exportedEvictions = 0;
 
   constructor(
-    private readonly runtime: Runtime,
+    private readonly runtime: ObservedProxy,
     config: Config,
     readonly metrics: ProxyMetrics = sharedMetrics,
   ) {
@@ -111,20 +127,22 @@ export class Observability {
       metrics.beforeScrape(() => this.collect()),
     );
     runtime.listener.server.on('clientError', this.clientError);
-    runtime.admin?.route('GET /metrics', async (_req, res) => {
-      if (!this.metricsOn) {
-        const body = 'metrics are disabled (proxy.metrics.enabled: false)\n';
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-        res.end(body);
-        return;
-      }
-      const body = await this.metrics.metricsText();
-      res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-      res.end(body);
-    });
     this.apply(config);
     metrics.configLoaded();
   }
+
+  /** GET /metrics on the admin listener: the Prometheus text, or 404 when metrics are off. */
+  readonly metricsRoute: AdminRoute = async (_req, res) => {
+    if (!this.metricsOn) {
+      const body = 'metrics are disabled (proxy.metrics.enabled: false)\n';
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+      return;
+    }
+    const body = await this.metrics.metricsText();
+    res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  };
 
   /** A new config is in place (Runtime.reload): settings, series of services that left, counters. */
   reloaded(config: Config): void {

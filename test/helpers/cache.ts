@@ -9,7 +9,7 @@ import { cacheKey } from '../../src/cache/key.ts';
 import { request, type Reply, type RequestOptions } from './http.ts';
 import { until } from './load.ts';
 import { startOrigin, type Origin } from './origin.ts';
-import { startProxy, type TestProxy } from './proxy.ts';
+import { TEST_ADMIN_TOKEN, startProxy, type TestProxy } from './proxy.ts';
 
 export interface TestClock {
   /** Epoch ms: real time plus every `advance` so far. */
@@ -48,9 +48,9 @@ export function cacheStatus(r: Reply): string | undefined {
   return members[members.length - 1];
 }
 
-/** POST on the admin port. */
+/** POST on the admin port, with the test proxies' admin token. */
 export function adminPost(proxy: TestProxy, path: string): Promise<Reply> {
-  return request(proxy.adminPort, { method: 'POST', path, host: '127.0.0.1' });
+  return request(proxy.adminPort, { method: 'POST', path, host: '127.0.0.1', headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
 }
 
 /** The primary key the cache uses for a GET of `path` on `host` (plain http). */

@@ -2,6 +2,9 @@
 import { validateConfig } from '../../src/config/load.ts';
 import { Runtime } from '../../src/runtime.ts';
 
+/** The admin token of every test proxy (unless the test gives its own `admin` block). */
+export const TEST_ADMIN_TOKEN = 'test-admin-token';
+
 export interface TestProxy {
   runtime: Runtime;
   port: number;
@@ -29,7 +32,7 @@ export async function startProxy(proxy: { services: TestService[]; [key: string]
   const config = validateConfig({
     proxy: {
       listen: { address: '127.0.0.1', port: 0 },
-      admin: { address: '127.0.0.1', port: 0 },
+      admin: { address: '127.0.0.1', port: 0, token: TEST_ADMIN_TOKEN },
       ...proxy,
       services,
     },
