@@ -1,73 +1,104 @@
 /**
- * Errors the proxy answers with itself, typed by cause and by whether a retry is safe, and
- * mapped to a status in exactly one place (Caddy's statusError, Pingora's Error{esource, retry}).
+ * Every answer the proxy makes itself, as one table: per kind the status, whether it says when to
+ * try again (Retry-After), whether the connection is closed after it, and whether an attempt that
+ * failed this way may go to another instance. The status map lives here only (Caddy's
+ * statusError, Pingora's Error{esource, retry}); server/respond.ts writes the answer from it.
  */
 
-export type ErrorCause =
-  | 'bad_request'
-  | 'method_not_allowed'
-  | 'no_route'
-  | 'body_too_large'
-  | 'no_healthy_instance'
-  | 'overload'
-  | 'connect'
-  | 'reset'
-  | 'timeout'
-  | 'upstream_protocol'
-  | 'client_abort'
-  | 'not_cached'
-  | 'plugin_error'
-  | 'shutdown';
+export interface ErrorKind {
+  readonly status: number;
+  /** Seconds for `Retry-After`, or 0 for none. */
+  readonly retryAfter: number;
+  /** `Connection: close` after the answer: the request left the connection in an unknown state (RFC 9112 §9.6). */
+  readonly close: boolean;
+  /** The default: true when nothing reached the instance, so another instance may be tried. */
+  readonly retryable: boolean;
+}
 
-const STATUS: Record<ErrorCause, number> = {
-  bad_request: 400,
-  method_not_allowed: 405,
-  no_route: 421,
-  body_too_large: 413,
-  no_healthy_instance: 503,
-  overload: 503,
-  connect: 502,
-  reset: 502,
-  timeout: 504,
-  upstream_protocol: 502,
+function kind(status: number, extra: Partial<ErrorKind> = {}): ErrorKind {
+  return { status, retryAfter: 0, close: false, retryable: false, ...extra };
+}
+
+export const ERROR_KINDS = {
+  // the client's request
+  bad_request: kind(400, { close: true }),
+  method_not_allowed: kind(405),
+  no_route: kind(421),
+  body_too_large: kind(413, { close: true }),
+  headers_too_large: kind(431, { close: true }),
+  request_timeout: kind(408, { close: true }),
+  http_version: kind(505, { close: true }),
   // 499 is NGINX's "client closed request": never sent, only logged and counted.
-  client_abort: 499,
-  not_cached: 504,
-  // A plugin's hook threw, rejected or timed out (src/plugins/chain.ts): the proxy's own fault as the client sees it.
-  plugin_error: 500,
+  client_abort: kind(499),
+  // the proxy cannot take it now: 503s say when to try again
+  no_healthy_instance: kind(503, { retryAfter: 1 }),
+  overload: kind(503, { retryAfter: 1 }),
+  shutting_down: kind(503, { retryAfter: 1, close: true }),
   // In flight when shutdown.drainTimeout ran out: the connection is closed, nothing more is sent; logged and counted.
-  shutdown: 503,
-};
+  shutdown: kind(503, { close: true }),
+  // the instance failed; only a connect failure sent nothing (a connect timeout is made retryable where it is raised)
+  connect: kind(502, { retryable: true }),
+  reset: kind(502),
+  timeout: kind(504),
+  upstream_protocol: kind(502),
+  // only-if-cached, or a must-revalidate entry no instance could revalidate (RFC 9111 §5.2.2.2)
+  not_cached: kind(504),
+  // A plugin's hook threw, rejected or timed out (src/plugins/chain.ts): the proxy's own fault as the client sees it.
+  plugin_error: kind(500),
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCause = keyof typeof ERROR_KINDS;
 
 export class ProxyError extends Error {
   readonly status: number;
+  /**
+   * The instance could not be reached, or closed the connection before any byte of a response: a
+   * sign it is gone, not that it is loaded (Envoy's "locally originated" errors, HAProxy's
+   * connection failures). Retrying it elsewhere costs no retry budget, and the instance is taken
+   * out at once (health/passive.ts).
+   */
+  readonly unreachable: boolean;
   constructor(
     /** What went wrong; also the `cause` label of kubeproxy_errors_total. */
     readonly kind: ErrorCause,
     message: string,
     /** True when no byte of the request reached the instance, so another instance may be tried. */
-    readonly retryable = false,
-    options?: { cause?: unknown },
+    readonly retryable: boolean = ERROR_KINDS[kind].retryable,
+    options?: { cause?: unknown; unreachable?: boolean },
   ) {
     super(message, options);
     this.name = 'ProxyError';
-    this.status = STATUS[kind];
+    this.status = ERROR_KINDS[kind].status;
+    this.unreachable = options?.unreachable ?? false;
+  }
+
+  /** Seconds for Retry-After, 0 for none. */
+  get retryAfter(): number {
+    return ERROR_KINDS[this.kind].retryAfter;
+  }
+
+  /** Whether the connection closes after this answer. */
+  get closesConnection(): boolean {
+    return ERROR_KINDS[this.kind].close;
   }
 }
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 
-/** Maps an error from undici or the socket layer to a ProxyError. */
-export function upstreamError(err: unknown, instance: string): ProxyError {
+/**
+ * Maps an error from undici or the socket layer to a ProxyError. `responseStarted` tells whether
+ * any response byte had arrived: a reset before that means the instance is unreachable.
+ */
+export function upstreamError(err: unknown, instance: string, responseStarted = true): ProxyError {
   if (err instanceof ProxyError) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
   if (CONNECT_CODES.has(code)) {
-    return new ProxyError('connect', `cannot connect to instance ${instance} (${code})`, true, { cause: err });
+    return new ProxyError('connect', `cannot connect to instance ${instance} (${code})`, true, { cause: err, unreachable: true });
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new ProxyError('timeout', `connect to instance ${instance} timed out`, true, { cause: err });
+    return new ProxyError('timeout', `connect to instance ${instance} timed out`, true, { cause: err, unreachable: true });
   }
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new ProxyError('timeout', `instance ${instance} did not answer in time`, false, { cause: err });
@@ -76,6 +107,9 @@ export function upstreamError(err: unknown, instance: string): ProxyError {
     return new ProxyError('timeout', `instance ${instance} stopped sending its response body`, false, { cause: err });
   }
   if (RESET_CODES.has(code)) {
+    if (!responseStarted) {
+      return new ProxyError('reset', `instance ${instance} closed the connection before answering (${code || 'reset'})`, false, { cause: err, unreachable: true });
+    }
     return new ProxyError('reset', `instance ${instance} closed the connection (${code || 'reset'})`, false, { cause: err });
   }
   return new ProxyError('upstream_protocol', `bad response from instance ${instance}: ${e.message ?? String(err)}`, false, { cause: err });
@@ -91,7 +125,10 @@ export function finalAttemptError(serviceName: string, err: ProxyError): ProxyEr
   return new ProxyError('no_healthy_instance', `no instance of service "${serviceName}" could be reached (${err.message})`, false, { cause: err });
 }
 
-/** Extra headers for an error response: 503s say when to try again. */
-export function errorHeaders(err: ProxyError): string[] | undefined {
-  return err.status === 503 ? ['retry-after', '1'] : undefined;
+/**
+ * @deprecated Retry-After now comes from the kind (server/respond.ts); kept until pipeline.ts
+ * stops passing it (removed with the phase split).
+ */
+export function errorHeaders(_err: ProxyError): string[] | undefined {
+  return undefined;
 }

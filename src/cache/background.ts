@@ -7,8 +7,8 @@
  * error responses, client-abort handling). A background refresh needs much less, and it is
  * best-effort, so this is a small exchange on top of `forward()` that keeps the accounting the
  * proxy depends on: the instance comes from the service's balancer (so health, ejection and
- * connection limits apply), `inflight`/`active` are counted, every attempt's end is reported to
- * the host (passive health sees failures), a freed slot wakes a pending request, and the
+ * connection limits apply) and the attempt holds an instance slot (upstream/slot.ts: counted,
+ * reported to passive health, a pending request woken when it is given back), and the
  * service's request timeout bounds it. It makes one attempt and never retries: a failed refresh
  * only means the next stale hit tries again.
  */
@@ -16,11 +16,7 @@ import { ProxyError } from '../errors.ts';
 import { forward, type Attempt, type UpstreamHandler, type UpstreamRequest } from '../upstream/client.ts';
 import type { Instance } from '../upstream/instance.ts';
 import type { Service } from '../upstream/service.ts';
-
-/** What a background exchange reports to the proxy (Runtime implements it, as PipelineHost). */
-export interface AttemptObserver {
-  attemptEnded(instance: Instance, service: Service, status: number, failure: ProxyError | undefined): void;
-}
+import { acquireSlot, isFull, releaseSlot, type AttemptObserver } from '../upstream/slot.ts';
 
 /** Receives the answer of a background exchange. */
 export interface BackgroundSink {
@@ -55,15 +51,14 @@ export class BackgroundExchange implements UpstreamHandler {
     const service = this.service;
     const instance = service.pick({ hashKey: this.hashKey });
     // A full instance is not worth queueing for: the refresh is optional.
-    if (instance === undefined || (instance.maxConnections !== 0 && instance.inflight >= instance.maxConnections)) {
+    if (instance === undefined || isFull(instance)) {
       this.ended = true;
       const err = new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available for a background revalidation`);
       queueMicrotask(() => this.sink.onError(err));
       return;
     }
     this.instance = instance;
-    instance.inflight++;
-    service.active++;
+    acquireSlot(instance, service);
     const limit = service.timeouts.request > 0 ? service.timeouts.request : FALLBACK_TIMEOUT_MS;
     this.timer = setTimeout(
       () => this.attempt?.abort(new ProxyError('timeout', `background revalidation for service "${service.name}" took longer than ${limit} ms`)),
@@ -97,12 +92,6 @@ export class BackgroundExchange implements UpstreamHandler {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
-    const instance = this.instance!;
-    const service = this.service;
-    instance.inflight--;
-    service.active--;
-    this.observer.attemptEnded(instance, service, err === undefined ? this.status : 0, err);
-    const { pending } = service.state;
-    if (pending.size > 0) pending.wakeOne();
+    releaseSlot(this.observer, this.instance!, this.service, err === undefined ? this.status : 0, err);
   }
 }

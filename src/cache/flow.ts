@@ -1,6 +1,10 @@
 /**
  * One request through the cache layer (layer.ts), as an explicit state machine (Pingora's
- * cache phases). A CacheFlow is also the ResponseInterceptor of the exchanges it starts.
+ * cache phases). The pipeline drives it: `lookup()` answers hit / stale / revalidate / wait /
+ * miss / bypass / unavailable (lookup.ts), and the flow is the ResponseInterceptor (the store
+ * phase, interceptor.ts) of what the pipeline then forwards. It never calls the pipeline: a
+ * served entry is put on the RequestContext (status, head, body) for the respond phase, and a
+ * request to forward is put on `ctx.upstream`.
  *
  *   lookup ──┬─ bypass        not cacheable: unsafe or other methods (§4.4 invalidation on the
  *            │                way back), a GET with a body, a Range request, no usable key
@@ -43,23 +47,21 @@
  *  - When a leader's client goes away, its upstream exchange is aborted (as for any request) and
  *    waiting requests go upstream themselves.
  */
-import type { RequestContext } from '../context.ts';
+import type { RequestCache, RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import { log } from '../log.ts';
-import type { InterceptAction, ResponseInterceptor } from '../server/interceptor.ts';
-import { sendError } from '../server/respond.ts';
 import type { UpstreamRequest } from '../upstream/client.ts';
 import { rawHeader } from '../upstream/headers.ts';
 import type { Service } from '../upstream/service.ts';
 import type { Flight, FlightOutcome, WaitOutcome } from './collapse.ts';
-import { DEFAULT_TARGETED_FIELDS, requestDirectives, responseDirectives, type RequestDirectives, type ResponseCacheControl } from './directives.ts';
+import { requestDirectives, responseDirectives, type RequestDirectives, type ResponseCacheControl } from './directives.ts';
 import { Fill, declaredLength, headerStrings } from './fill.ts';
 import { hasHeader, removeHeaders, type RawHeaders } from './headers.ts';
 import { isPlainRequest, plainDecision } from './hit.ts';
+import type { AfterAnswer, AfterError, CacheLookup, InterceptAction } from './interceptor.ts';
 import { cacheKey, type RequestTarget, type Scheme } from './key.ts';
-import type { CacheLayer, RunExchange } from './layer.ts';
+import type { CacheLayer } from './layer.ts';
 import {
-  HEURISTICALLY_CACHEABLE,
   STALE_IF_ERROR_STATUSES,
   ageHeaderValue,
   cacheStatus,
@@ -82,8 +84,9 @@ import {
   type PolicyOptions,
   type ReuseDecision,
 } from './policy.ts';
-import { notModifiedResponseHeaders, writeStored, type ClientHeaderOptions } from './respond.ts';
+import { bodyless, notModifiedResponseHeaders, storedResponseHeaders, type ClientHeaderOptions } from './respond.ts';
 import { isPromise, type CacheEntry, type CacheObject, type CacheStore, type MaybePromise } from './store.ts';
+
 
 /** Not-stored reasons that come from the request, not the resource: they say nothing about the next request. */
 const REQUEST_REASONS: ReadonlySet<string> = new Set(['method', 'request-no-store', 'authorization']);
@@ -137,11 +140,15 @@ type Taken = 'none' | 'refresh' | 'refetch' | 'stale' | 'answered';
 type MustRevalidateDecision = Extract<ReuseDecision, { kind: 'must-revalidate' }>;
 
 /** One request through the cache layer. It is the ResponseInterceptor of its exchanges. */
-export class CacheFlow implements ResponseInterceptor {
+export class CacheFlow implements RequestCache {
   phase: CachePhase = 'lookup';
   key = '';
+  /** The answer after onError returned 'error', or lookup 'unavailable'. */
+  error: ProxyError | undefined = undefined;
   private readonly method: string;
   private readonly reqHeaders: RawHeaders;
+  /** The request as the pipeline built it, before the cache changed anything. */
+  private readonly upstream: UpstreamRequest;
   private directives: RequestDirectives | undefined;
   /** Cache-Status fwd of the current decision. */
   private fwd: ForwardReason = 'uri-miss';
@@ -149,6 +156,10 @@ export class CacheFlow implements ResponseInterceptor {
   /** The fwd this request had when it started waiting for another's fetch. */
   private waitedFor: ForwardReason | undefined;
   private flight: Flight | undefined;
+  /** While waiting for another request's fetch: its outcome, and the wait's cancel. */
+  private waiting: Promise<void> | undefined;
+  private woken: WaitOutcome | undefined;
+  private cancelWait: (() => void) | undefined;
   /** The entry being revalidated. */
   private entry: CacheEntry | undefined;
   private decision: MustRevalidateDecision | undefined;
@@ -169,14 +180,14 @@ export class CacheFlow implements ResponseInterceptor {
     private readonly ctx: RequestContext,
     private readonly service: Service,
     private readonly via: string | undefined,
-    private readonly upstream: UpstreamRequest,
-    private readonly run: RunExchange,
   ) {
-    this.method = upstream.method;
-    this.reqHeaders = ctx.req.rawHeaders;
+    this.upstream = ctx.upstream!;
+    this.method = this.upstream.method;
+    this.reqHeaders = ctx.requestHeaders;
   }
 
-  start(): void {
+  /** The lookup phase: decides from the request and the store. */
+  lookup(): CacheLookup | Promise<CacheLookup> {
     const method = this.method;
     if (method !== 'GET' && method !== 'HEAD') return this.bypass('method');
     // RFC 9110 §9.3.1: content in a GET has no defined semantics; such a request is not cached.
@@ -186,12 +197,30 @@ export class CacheFlow implements ResponseInterceptor {
     const key = cacheKey(this.service.name, method, this.target());
     if (key === undefined) return this.bypass('no-key');
     this.key = key;
-    this.lookup(true, undefined);
+    return this.read(true, undefined);
+  }
+
+  /** After 'wait': settles when the key's flight landed or the wait timed out (never once the client left). */
+  waited(): Promise<void> {
+    return this.waiting!;
+  }
+
+  /** After waited(): looks up again, never waiting twice. */
+  again(): CacheLookup | Promise<CacheLookup> {
+    this.waiting = undefined;
+    this.cancelWait = undefined;
+    return this.read(false, this.woken);
+  }
+
+  /** The client's response closed: a wait is cancelled; a leader that did not finish frees the key. */
+  onClientClose(): void {
+    this.cancelWait?.();
+    if (!this.ctx.res.writableFinished) this.endFlight('abandoned');
   }
 
   // ---- decisions ------------------------------------------------------------------------------
 
-  private lookup(mayCollapse: boolean, after: WaitOutcome | undefined): void {
+  private read(mayCollapse: boolean, after: WaitOutcome | undefined): CacheLookup | Promise<CacheLookup> {
     let got: MaybePromise<CacheObject | undefined>;
     try {
       got = this.store.get(this.key);
@@ -200,17 +229,17 @@ export class CacheFlow implements ResponseInterceptor {
       got = undefined;
     }
     if (!isPromise(got)) return this.decide(got, mayCollapse, after);
-    got.then(
+    return got.then(
       (obj) => this.decide(obj, mayCollapse, after),
       (err: unknown) => {
         log.warn({ err, key: this.key }, 'cache store lookup failed; treating it as a miss');
-        this.decide(undefined, false, after);
+        return this.decide(undefined, false, after);
       },
     );
   }
 
-  private decide(obj: CacheObject | undefined, mayCollapse: boolean, after: WaitOutcome | undefined): void {
-    if (this.ctx.res.destroyed) return; // left while the store or another request was awaited
+  private decide(obj: CacheObject | undefined, mayCollapse: boolean, after: WaitOutcome | undefined): CacheLookup {
+    if (this.ctx.res.destroyed) return 'gone'; // left while the store or another request was awaited
     const sel = selectVariant(obj, this.reqHeaders);
     const policy = this.layer.policy;
     if (sel.entry !== undefined) {
@@ -221,9 +250,8 @@ export class CacheFlow implements ResponseInterceptor {
         const fresh = plainDecision(entry, policy, now);
         if (fresh !== undefined) {
           this.to('hit');
-          const status = cacheStatus({ hit: true, ttl: fresh.ttl });
-          writeStored(this.ctx, entry, String(Math.floor(fresh.age)), false, this.clientOptions(status), policy);
-          return;
+          this.answerFrom(entry, String(Math.floor(fresh.age)), false, cacheStatus({ hit: true, ttl: fresh.ttl }));
+          return 'hit';
         }
       }
       const d = evaluateReuse(entry, this.method, this.reqHeaders, now, policy);
@@ -240,7 +268,7 @@ export class CacheFlow implements ResponseInterceptor {
           }
           this.fwd = d.fwd;
           if (mayCollapse && this.collapsible()) {
-            if (this.join()) return;
+            if (this.join()) return 'wait';
             this.lead();
           }
           return this.revalidate(entry, d);
@@ -252,11 +280,11 @@ export class CacheFlow implements ResponseInterceptor {
     if (this.requestDirectives().onlyIfCached) return this.unavailable();
     this.fwd = sel.miss;
     if (mayCollapse && this.collapsible()) {
-      if (this.join()) return;
+      if (this.join()) return 'wait';
       // A HEAD miss is not stored, so it never leads; it may follow a GET's fetch.
       if (this.method === 'GET') this.lead();
     }
-    this.fetch();
+    return this.fetch();
   }
 
   private hitStatus(info: { ttl: number; detail?: string }, after: WaitOutcome | undefined): CacheStatusInfo {
@@ -272,14 +300,9 @@ export class CacheFlow implements ResponseInterceptor {
     return !d.noStore && !d.noCache;
   }
 
+  /** Leads the key's flight; a leader whose client leaves before its answer frees it (onClientClose). */
   private lead(): void {
     this.flight = this.layer.flights.lead(this.key);
-    const res = this.ctx.res;
-    // A leader whose client leaves before its answer (even while queued for a connection, when
-    // the exchange reports nothing) frees the key for the requests waiting on it.
-    res.once('close', () => {
-      if (!res.writableFinished) this.endFlight('abandoned');
-    });
   }
 
   /** Waits for the key's flight when there is one; false when this request must lead. */
@@ -288,21 +311,16 @@ export class CacheFlow implements ResponseInterceptor {
     if (flight === undefined) return false;
     this.to('collapsed');
     this.waitedFor = this.fwd;
-    const res = this.ctx.res;
-    const cancel = flight.wait(this.layer.collapseTimeout, (outcome) => {
-      res.off('close', cancel);
-      try {
-        this.lookup(false, outcome);
-      } catch (err) {
-        log.error({ err, key: this.key }, 'cache: a collapsed request failed after waiting');
-        sendError(this.ctx, new ProxyError('upstream_protocol', 'internal cache error'));
-      }
+    this.waiting = new Promise<void>((resolve) => {
+      this.cancelWait = flight.wait(this.layer.collapseTimeout, (outcome) => {
+        this.woken = outcome;
+        resolve();
+      });
     });
-    res.once('close', cancel);
     return true;
   }
 
-  private bypass(reason: BypassReason): void {
+  private bypass(reason: BypassReason): CacheLookup {
     this.to('bypass');
     if (reason === 'method') this.fwd = 'method';
     else {
@@ -310,17 +328,18 @@ export class CacheFlow implements ResponseInterceptor {
       this.detail = reason;
     }
     this.sentMethod = this.method;
-    this.run(this.ctx, this.upstream, this);
+    return 'bypass';
   }
 
-  private fetch(): void {
+  private fetch(): CacheLookup {
     this.to('miss');
     this.sentMethod = this.method;
     this.requestTime = this.layer.now();
-    this.run(this.ctx, this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream, this);
+    this.ctx.upstream = this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream;
+    return 'miss';
   }
 
-  private revalidate(entry: CacheEntry, d: MustRevalidateDecision): void {
+  private revalidate(entry: CacheEntry, d: MustRevalidateDecision): CacheLookup {
     this.to('revalidating');
     this.entry = entry;
     this.decision = d;
@@ -328,24 +347,45 @@ export class CacheFlow implements ResponseInterceptor {
     const base = this.withoutClientConditionals(this.upstream.headers).headers;
     const headers = d.conditional ? conditionalRequestHeaders(base, entry) : base;
     this.requestTime = this.layer.now();
-    this.run(this.ctx, { method: 'GET', path: this.upstream.path, headers, body: null }, this);
+    this.ctx.upstream = { method: 'GET', path: this.upstream.path, headers, body: null };
+    return 'revalidate';
   }
 
   /** Nothing usable and forwarding is forbidden (only-if-cached): RFC 9111 §5.2.1.7. */
-  private unavailable(): void {
+  private unavailable(): CacheLookup {
     this.to('unavailable');
-    const status = cacheStatus({ detail: 'only-if-cached' });
-    this.ctx.cacheStatus = status;
-    sendError(this.ctx, new ProxyError('not_cached', 'only-if-cached: no stored response can answer this request'), ['cache-status', status]);
+    this.ctx.cacheStatus = cacheStatus({ detail: 'only-if-cached' });
+    this.error = new ProxyError('not_cached', 'only-if-cached: no stored response can answer this request');
+    return 'unavailable';
   }
 
-  private serve(phase: CachePhase, entry: CacheEntry, now: number, info: CacheStatusInfo): void {
+  private serve(phase: 'hit' | 'stale' | 'revalidated', entry: CacheEntry, now: number, info: CacheStatusInfo): 'hit' | 'stale' {
     this.to(phase);
     const notModified = evaluateConditional(this.method, this.reqHeaders, entry) === 304;
-    writeStored(this.ctx, entry, ageHeaderValue(entry, now), notModified, this.clientOptions(cacheStatus(info)), this.layer.policy);
+    this.answerFrom(entry, ageHeaderValue(entry, now), notModified, cacheStatus(info));
+    return phase === 'stale' ? 'stale' : 'hit';
   }
 
-  // ---- the exchange's answer (ResponseInterceptor) -------------------------------------------
+  /**
+   * Puts the answer from `entry` on the request for the respond phase: a 304 when
+   * `notModified`, else the stored status, headers and body (none for HEAD). `age` is the Age value.
+   */
+  private answerFrom(entry: CacheEntry, age: string, notModified: boolean, status: string): void {
+    const ctx = this.ctx;
+    ctx.cacheStatus = status;
+    const o = this.clientOptions(status);
+    if (notModified) {
+      ctx.status = 304;
+      ctx.responseHeaders = notModifiedResponseHeaders(entry.headers, age, o, this.layer.policy);
+      ctx.responseBody = undefined;
+      return;
+    }
+    ctx.status = entry.status;
+    ctx.responseHeaders = storedResponseHeaders(entry, age, o);
+    ctx.responseBody = this.method === 'HEAD' || bodyless(entry.status) ? undefined : entry.body;
+  }
+
+  // ---- the store phase: the forwarded request's answer (ResponseInterceptor) ------------------
 
   onResponse(status: number, _statusText: string, raw: readonly Buffer[], headers: string[]): InterceptAction {
     if (this.phase === 'bypass') {
@@ -354,24 +394,6 @@ export class CacheFlow implements ResponseInterceptor {
       if (this.fwd === 'method' && status < 400) this.invalidate(status, headerStrings(raw));
       this.appendStatus(headers, { fwd: this.fwd, detail: this.detail });
       return 'forward';
-    }
-    if (this.phase === 'miss' && this.sentMethod === 'GET' && !this.clientConditional && status < 500) {
-      const layer = this.layer;
-      if (plainZeroTtl(status, raw, this.reqHeaders, layer.policy.targetedFields ?? DEFAULT_TARGETED_FIELDS, layer.maxObjectSize)) {
-        // The commonest uncacheable answer (no caching field at all), decided without converting
-        // or parsing a header: what onFullResponse decides for it ('zero-ttl'), step for step.
-        this.responseTime = layer.now();
-        layer.markUncollapsible(this.key);
-        this.endFlight('uncacheable');
-        let value = ZERO_TTL_STATUS.get(this.fwd);
-        if (value === undefined) {
-          value = cacheStatus({ fwd: this.fwd, stored: false, detail: 'zero-ttl' });
-          ZERO_TTL_STATUS.set(this.fwd, value);
-        }
-        this.ctx.cacheStatus = value;
-        headers.push('Cache-Status', value);
-        return 'forward';
-      }
     }
     const received = headerStrings(raw);
     this.responseTime = this.layer.now();
@@ -437,12 +459,10 @@ export class CacheFlow implements ResponseInterceptor {
       const ctx = this.ctx;
       ctx.cacheStatus = value;
       ctx.status = 304;
-      if (!ctx.res.headersSent && !ctx.res.destroyed) {
-        ctx.res.writeHead(304, notModifiedResponseHeaders(received, undefined, this.clientOptions(value), layer.policy));
-        ctx.res.end();
-      }
+      ctx.responseHeaders = notModifiedResponseHeaders(received, undefined, this.clientOptions(value), layer.policy);
+      ctx.responseBody = undefined;
       this.taken = 'answered';
-      return 'take';
+      return 'answer';
     }
     this.appendStatus(headers, info);
     return 'forward';
@@ -458,7 +478,7 @@ export class CacheFlow implements ResponseInterceptor {
     }
   }
 
-  onEnd(): void {
+  onEnd(): AfterAnswer {
     switch (this.taken) {
       case 'refresh':
         return this.refreshed();
@@ -467,40 +487,33 @@ export class CacheFlow implements ResponseInterceptor {
       case 'stale':
         return this.staleOnError(this.takenStatus);
       default:
-        return this.storeFill();
+        this.storeFill();
+        return 'done';
     }
   }
 
-  onError(err: ProxyError, extraHeaders: string[]): boolean {
+  onError(err: ProxyError, extraHeaders: string[]): AfterError {
     this.fill = undefined; // a cut body is never stored
     const ctx = this.ctx;
     if (err.kind === 'client_abort' || ctx.res.destroyed) {
       this.endFlight('abandoned');
-      return true;
+      return 'done';
     }
     if (this.taken === 'answered') {
       this.endFlight('error');
-      return true; // the client already has its 304
+      return 'done'; // the client already has its 304
     }
     if (this.phase === 'revalidating' && !ctx.res.headersSent) {
       const entry = this.entry!;
       const policy = this.layer.policy;
-      if (usableOnError(entry, this.reqHeaders, this.layer.now(), policy)) {
-        this.staleOnError(undefined);
-        return true;
-      }
+      if (usableOnError(entry, this.reqHeaders, this.layer.now(), policy)) return this.staleOnError(undefined);
       if (mustRevalidate(responseDirectives(entry.headers, policy.targetedFields), policy)) {
         // RFC 9111 §5.2.2.2: "MUST generate an error response rather than reuse the stale response ... SHOULD be 504".
         this.endFlight('error');
         this.to('unavailable');
-        const status = cacheStatus({ fwd: this.fwd, detail: 'must-revalidate' });
-        ctx.cacheStatus = status;
-        sendError(
-          ctx,
-          new ProxyError('not_cached', `the stored response must be revalidated and no instance answered (${err.message})`, false, { cause: err }),
-          ['cache-status', status],
-        );
-        return true;
+        ctx.cacheStatus = cacheStatus({ fwd: this.fwd, detail: 'must-revalidate' });
+        this.error = new ProxyError('not_cached', `the stored response must be revalidated and no instance answered (${err.message})`, false, { cause: err });
+        return 'error';
       }
     }
     this.endFlight('error');
@@ -509,13 +522,13 @@ export class CacheFlow implements ResponseInterceptor {
       ctx.cacheStatus = status;
       extraHeaders.push('cache-status', status);
     }
-    return false;
+    return 'default';
   }
 
   // ---- endings ----------------------------------------------------------------------------------
 
   /** A 304 applied to the entry (RFC 9111 §4.3.4): merge, store, serve. */
-  private refreshed(): void {
+  private refreshed(): AfterAnswer {
     const policy = this.layer.policy;
     const d = this.decision!;
     const r = refreshEntry(
@@ -530,22 +543,27 @@ export class CacheFlow implements ResponseInterceptor {
     const now = this.layer.now();
     const ttl = freshnessLifetime(r.entry.status, r.entry.headers, r.entry.responseTime, policy) - currentAge(r.entry, now);
     this.serve('revalidated', r.entry, now, { fwd: d.fwd, fwdStatus: 304, ttl, stored });
+    return 'serve';
   }
 
   /** The 304 matched another representation than the entry: ask for the full response. */
-  private refetch(): void {
+  private refetch(): AfterAnswer {
     this.to('miss');
+    this.taken = 'none';
     this.requestTime = this.layer.now();
-    this.run(this.ctx, { method: 'GET', path: this.upstream.path, headers: this.withoutClientConditionals(this.upstream.headers).headers, body: null }, this);
+    const u = this.withoutClientConditionals(this.upstream.headers);
+    this.ctx.upstream = { method: 'GET', path: u.path, headers: u.headers, body: null };
+    return 'forward';
   }
 
   /** RFC 5861 §4: the instance failed (`status`, or no answer) and the entry may stand in. */
-  private staleOnError(status: number | undefined): void {
+  private staleOnError(status: number | undefined): 'serve' {
     this.endFlight('error');
     const entry = this.entry!;
     const now = this.layer.now();
     const ttl = freshnessLifetime(entry.status, entry.headers, entry.responseTime, this.layer.policy) - currentAge(entry, now);
     this.serve('stale', entry, now, { fwd: this.fwd, fwdStatus: status, ttl, detail: 'stale-if-error' });
+    return 'serve';
   }
 
   private storeFill(): void {
@@ -599,9 +617,11 @@ export class CacheFlow implements ResponseInterceptor {
   }
 
   private target(): RequestTarget {
-    const req = this.ctx.req;
+    const url = this.ctx.req.url ?? '/';
+    // Origin-form: the path as it goes upstream (a plugin's rewrite changes the key); absolute-form keeps its own authority and scheme.
+    const target = url.charCodeAt(0) === 47 /* / */ ? this.upstream.path : url;
     // The first Host line, as req.headers.host gives it (without building that object).
-    return { scheme: requestScheme(this.upstream.headers), authority: rawHeader(this.reqHeaders, 'host') ?? '', target: req.url ?? '/' };
+    return { scheme: requestScheme(this.upstream.headers), authority: rawHeader(this.reqHeaders, 'host') ?? '', target };
   }
 
   /** The forwarded request without the client's validators (see the header). */
@@ -657,9 +677,6 @@ export function worthStoring(
 /** What requestDirectives gives for a request without Cache-Control and Pragma. */
 const NO_REQUEST_DIRECTIVES: RequestDirectives = Object.freeze(requestDirectives([]));
 
-/** Cache-Status of a 'zero-ttl' answer, by fwd (a handful of values). */
-const ZERO_TTL_STATUS = new Map<ForwardReason, string>();
-
 /** Whether the request has a Cache-Control or Pragma field (the only inputs of requestDirectives). */
 function mayHaveDirectives(raw: RawHeaders): boolean {
   for (let i = 0; i < raw.length; i += 2) {
@@ -670,51 +687,6 @@ function mayHaveDirectives(raw: RawHeaders): boolean {
     if (lower === 'cache-control' || lower === 'pragma') return true;
   }
   return false;
-}
-
-/** Response fields that may make an answer storable or worth storing, or change why it is not. */
-const DECISIVE_RESPONSE_FIELDS = ['cache-control', 'expires', 'etag', 'last-modified', 'vary', 'set-cookie'];
-
-let decisiveFor: readonly string[] | undefined;
-let decisive: ReadonlySet<string> = new Set();
-let decisiveLengths: ReadonlySet<number> = new Set();
-
-/**
- * True when isStorable + the length check + worthStoring would say 'zero-ttl' for this GET
- * answer: a heuristically cacheable status below 500 (not 206), a request without Cache-Control
- * (no request no-store) or Authorization, a response with none of Cache-Control, the targeted
- * fields, Expires, ETag, Last-Modified, Vary, Set-Cookie, and a Content-Length (if any) within
- * maxObjectSize. Only names of a decisive length are converted to strings.
- */
-export function plainZeroTtl(status: number, raw: readonly (Buffer | string)[], reqHeaders: RawHeaders, targets: readonly string[], maxObjectSize: number): boolean {
-  if (status === 206 || !HEURISTICALLY_CACHEABLE.has(status)) return false;
-  for (let i = 0; i < reqHeaders.length; i += 2) {
-    const name = reqHeaders[i]!;
-    if (name.length !== 13) continue;
-    const lower = name.toLowerCase();
-    if (lower === 'cache-control' || lower === 'authorization') return false;
-  }
-  if (targets !== decisiveFor) {
-    const names = new Set([...DECISIVE_RESPONSE_FIELDS, ...targets.map((t) => t.toLowerCase())]);
-    decisive = names;
-    decisiveLengths = new Set([...names].map((n) => n.length).concat(14));
-    decisiveFor = targets;
-  }
-  let lengthSeen = false;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const h = raw[i]!;
-    if (!decisiveLengths.has(h.length)) continue;
-    const lower = (typeof h === 'string' ? h : h.toString('latin1')).toLowerCase();
-    if (decisive.has(lower)) return false;
-    if (lower === 'content-length' && !lengthSeen) {
-      // declaredLength reads the first Content-Length only.
-      lengthSeen = true;
-      const v = raw[i + 1]!;
-      const n = Number(typeof v === 'string' ? v : v.toString('latin1'));
-      if (Number.isSafeInteger(n) && n >= 0 && n > maxObjectSize) return false;
-    }
-  }
-  return true;
 }
 
 const HTTPS_FIRST = /^\s*https\s*(,|$)/i;

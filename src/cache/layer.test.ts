@@ -1,7 +1,8 @@
 /**
- * The cache layer's state machine, driven directly: the exchange is replaced by a recorder of
- * what the layer asks the pipeline to forward, and the test plays the instance's answer through
- * the interceptor calls an Exchange makes. (End-to-end behaviour with real sockets: test/cache-*.)
+ * The cache layer's state machine, driven directly: the test plays the pipeline's part (the
+ * lookup phase's answers, sending the cache's answer, recording what it asks to forward) and the
+ * instance's answer through the interceptor calls the forward phase makes. (End-to-end behaviour
+ * with real sockets: test/cache-*.)
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,13 +10,17 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
-import type { ResponseInterceptor } from '../server/interceptor.ts';
+import { sendAnswer, sendError } from '../server/respond.ts';
+import type { Snapshot } from '../snapshot.ts';
 import type { UpstreamRequest } from '../upstream/client.ts';
 import type { Service } from '../upstream/service.ts';
 import { formatHttpDate } from './directives.ts';
+import { TRANSITIONS, type CachePhase } from './flow.ts';
 import { getHeader } from './headers.ts';
+import type { AfterError, CacheLookup, ResponseInterceptor } from './interceptor.ts';
 import { cacheKey } from './key.ts';
-import { CacheLayer, TRANSITIONS, type CacheConfig, type CachePhase } from './layer.ts';
+import { CacheLayer, type CacheConfig } from './layer.ts';
+import { lookup } from './lookup.ts';
 
 /** Records what the layer writes to the client. */
 class ClientResponse extends EventEmitter {
@@ -68,31 +73,56 @@ const service = { name: 'web', cacheEnabled: true, hashKey: undefined } as unkno
 interface Forwarded {
   request: UpstreamRequest;
   interceptor: ResponseInterceptor;
+  ctx: RequestContext;
 }
+
+/** Lets the promises of collapsed requests settle. */
+const settled = () => new Promise((r) => setImmediate(r));
 
 function setup(config: CacheConfig = CONFIG) {
   let now = Date.UTC(2030, 0, 1);
   const layer = new CacheLayer({ draining: false, attemptEnded: () => {} }, config, [service]);
   layer.now = () => now;
   const forwarded: Forwarded[] = [];
+  /** The pipeline's part after a lookup. */
+  const after = (ctx: RequestContext, r: CacheLookup | Promise<CacheLookup>): void => {
+    if (typeof r !== 'string') return void r.then((v) => after(ctx, v));
+    const cache = ctx.cache!;
+    if (r === 'hit' || r === 'stale') return sendAnswer(ctx);
+    if (r === 'wait') return void cache.waited().then(() => after(ctx, cache.again()));
+    if (r === 'unavailable') return sendError(ctx, cache.error!, ['cache-status', ctx.cacheStatus]);
+    forwarded.push({ request: ctx.upstream!, interceptor: cache, ctx });
+  };
   const send = (method: string, path: string, headers: string[] = []) => {
     const res = new ClientResponse();
     const rawHeaders = ['Host', 'web.test', ...headers];
     const req = { method, url: path, headers: { host: 'web.test' }, rawHeaders } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, res as unknown as ServerResponse, 'req-1', '127.0.0.1');
-    const upstream: UpstreamRequest = { method, path, headers: [...rawHeaders, 'x-forwarded-proto', 'http'], body: null };
-    layer.handle(ctx, service, '1.1 kubeproxy', upstream, (_ctx, request, interceptor) => forwarded.push({ request, interceptor: interceptor! }));
+    ctx.service = service;
+    ctx.snapshot = { via: '1.1 kubeproxy' } as Snapshot;
+    ctx.upstream = { method, path, headers: [...rawHeaders, 'x-forwarded-proto', 'http'], body: null };
+    after(ctx, lookup(layer, ctx));
     return { res, ctx };
   };
   /** Plays an instance's answer into the last forwarded exchange. */
   const answer = (status: number, headers: string[], body = '', f = forwarded[forwarded.length - 1]!) => {
     const clientHeaders = [...headers];
     const action = f.interceptor.onResponse(status, '', headers.map((h) => Buffer.from(h, 'latin1')), clientHeaders);
+    if (action === 'answer') sendAnswer(f.ctx);
     if (body !== '') f.interceptor.onData(Buffer.from(body));
-    f.interceptor.onEnd();
+    const next = f.interceptor.onEnd();
+    if (next === 'serve') sendAnswer(f.ctx);
+    if (next === 'forward') forwarded.push({ request: f.ctx.upstream!, interceptor: f.interceptor, ctx: f.ctx });
     return { action, clientHeaders };
   };
-  return { layer, forwarded, send, answer, advance: (ms: number) => (now += ms), date: () => formatHttpDate(now) };
+  /** Plays a failed forward phase into the last forwarded exchange. */
+  const fail = (err: ProxyError, f = forwarded[forwarded.length - 1]!): AfterError => {
+    const next = f.interceptor.onError(err, []);
+    if (next === 'serve') sendAnswer(f.ctx);
+    if (next === 'error') sendError(f.ctx, f.interceptor.error!, ['cache-status', f.ctx.cacheStatus]);
+    return next;
+  };
+  return { layer, forwarded, send, answer, fail, advance: (ms: number) => (now += ms), date: () => formatHttpDate(now) };
 }
 
 describe('cache layer state machine', () => {
@@ -151,9 +181,7 @@ describe('cache layer state machine', () => {
     t.answer(200, ['Cache-Control', 'max-age=10, must-revalidate', 'Date', t.date(), 'ETag', '"v"'], 'x');
     t.advance(20_000);
     const r = t.send('GET', '/m');
-    const extra: string[] = [];
-    const handled = t.forwarded[1]!.interceptor.onError(new ProxyError('no_healthy_instance', 'down'), extra);
-    assert.equal(handled, true);
+    assert.equal(t.fail(new ProxyError('no_healthy_instance', 'down')), 'error');
     assert.equal(r.res.statusCode, 504);
     assert.equal(r.ctx.errorCause, 'not_cached');
     assert.equal(r.ctx.cacheResult, 'miss');
@@ -173,7 +201,7 @@ describe('cache layer state machine', () => {
     assert.equal(r.res.header('cache-status'), 'kubeproxy; fwd=stale; fwd-status=503; ttl=-10; detail="stale-if-error"');
   });
 
-  it('collapsed: the waiting request is served from the leader\'s stored answer', () => {
+  it('collapsed: the waiting request is served from the leader\'s stored answer', async () => {
     const t = setup();
     const leader = t.send('GET', '/c');
     const follower = t.send('GET', '/c');
@@ -181,17 +209,19 @@ describe('cache layer state machine', () => {
     assert.equal(t.layer.flights.get('web GET http://web.test/c')?.waiting, 1);
     assert.equal(follower.res.headersSent, false, 'the follower waits');
     t.answer(200, ['Cache-Control', 'max-age=60', 'Date', t.date()], 'shared');
+    await settled();
     assert.equal(follower.res.text, 'shared');
     assert.equal(follower.res.header('cache-status'), 'kubeproxy; fwd=uri-miss; ttl=60; collapsed');
     assert.equal(follower.ctx.cacheResult, 'hit');
     assert.equal(leader.ctx.cacheResult, 'miss');
   });
 
-  it('collapsed requests go upstream when the leader\'s client leaves', () => {
+  it('collapsed requests go upstream when the leader\'s client leaves', async () => {
     const t = setup();
     t.send('GET', '/l');
     const follower = t.send('GET', '/l');
-    t.forwarded[0]!.interceptor.onError(new ProxyError('client_abort', 'gone'), []);
+    t.fail(new ProxyError('client_abort', 'gone'), t.forwarded[0]);
+    await settled();
     assert.equal(t.forwarded.length, 2, 'the follower forwards itself');
     t.answer(200, ['Cache-Control', 'max-age=60', 'Date', t.date()], 'own');
     assert.equal(follower.ctx.cacheResult, 'miss');
@@ -219,7 +249,7 @@ describe('cache layer state machine', () => {
 });
 
 describe('cache layer lifecycle', () => {
-  it('a URL answered uncacheable stays uncollapsed while such answers keep coming, and collapses again 30 s after the last', () => {
+  it('a URL answered uncacheable stays uncollapsed while such answers keep coming, and collapses again 30 s after the last', async () => {
     const t = setup();
     const key = cacheKey('web', 'GET', { scheme: 'http', authority: 'web.test', target: '/u' })!;
     const uncacheable = () => {
@@ -249,6 +279,7 @@ describe('cache layer lifecycle', () => {
     assert.equal(t.forwarded.length, n + 1, 'the second request waits for the first');
     // The leader's answer cannot be stored either: the waiting request goes upstream itself.
     t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[n]);
+    await settled();
     assert.equal(t.forwarded.length, n + 2);
     t.answer(200, ['Content-Length', '1'], 'x', t.forwarded[n + 1]);
     assert.equal(t.layer.flights.size, 0);

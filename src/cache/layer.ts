@@ -1,18 +1,15 @@
 /**
- * The cache layer: the orchestration between the RFC 9111 decisions (policy.ts), the storage
- * (store.ts) and the proxy's Exchange. One `CacheLayer` per Runtime, holding the store, the
+ * The cache layer: what outlives requests between the RFC 9111 decisions (policy.ts), the
+ * storage (store.ts) and the pipeline. One `CacheLayer` per Runtime, holding the store, the
  * policy options, the flights of request collapsing and the purge operations; one `CacheFlow`
  * (flow.ts, the per-request state machine: bypass, hit, stale, miss, collapsed, revalidating,
  * revalidated, unavailable) per request that reaches it.
  *
- * The seam with the pipeline: `handle()` is the pipeline's only call into the cache. The layer
- * decides; when it needs the origin it calls the `run` function the pipeline gives it, which
- * starts an ordinary Exchange (instance pick, retries, retry budget, limits, passive health)
- * with the flow as its ResponseInterceptor (server/interceptor.ts): the interceptor sees the
- * final answer and streams it to the client and into the entry (a tee), or takes it over (a 304
- * that refreshes the entry, a 5xx replaced by stale-if-error), or answers a failure itself.
- * Background revalidations (stale-while-revalidate) have no client and run on BackgroundExchange
- * (background.ts), a small exchange on forward() that keeps the health and load accounting.
+ * The seam with the pipeline: the lookup phase (lookup.ts) answers what to do, and the forward
+ * phase hands the final answer of the instance to the flow (interceptor.ts: the store phase).
+ * The cache never calls the pipeline. Background revalidations (stale-while-revalidate) have no
+ * client and run on BackgroundExchange (background.ts), a small exchange on forward() that holds
+ * an instance slot like any request (upstream/slot.ts).
  *
  * A reload keeps the store unless maxSize or maxObjectSize changed (then it starts empty) or the
  * cache was turned off (memory freed); entries of services removed or opted out (`cache: false`)
@@ -22,20 +19,18 @@ import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../context.ts';
 import { log } from '../log.ts';
-import type { ResponseInterceptor } from '../server/interceptor.ts';
 import type { UpstreamRequest } from '../upstream/client.ts';
+import { balancerKey } from '../upstream/hash-key.ts';
 import type { Service } from '../upstream/service.ts';
-import { BackgroundExchange, type AttemptObserver } from './background.ts';
+import type { AttemptObserver } from '../upstream/slot.ts';
+import { BackgroundExchange } from './background.ts';
 import { Collapser } from './collapse.ts';
-import { CacheFlow } from './flow.ts';
 import { removeHeaders } from './headers.ts';
 import { cacheKey, normalizeAuthority, servicePrefix, splitAbsoluteTarget } from './key.ts';
 import { MemoryStore } from './memory-store.ts';
 import { conditionalRequestHeaders, type PolicyOptions } from './policy.ts';
 import { BackgroundRefresh } from './revalidate.ts';
 import { isPromise, type CacheEntry, type CacheStats, type CacheStore, type MaybePromise } from './store.ts';
-
-export { TRANSITIONS, type CachePhase } from './flow.ts';
 
 export type CacheConfig = Config['proxy']['cache'];
 
@@ -44,21 +39,8 @@ export interface CacheHost extends AttemptObserver {
   readonly draining: boolean;
 }
 
-/** Starts an Exchange for the request `ctx`, with `interceptor` on its answer (Pipeline.run). */
-export type RunExchange = (ctx: RequestContext, request: UpstreamRequest, interceptor?: ResponseInterceptor) => void;
-
 /** How long a key whose answer could not be stored skips collapsing. */
 export const UNCOLLAPSIBLE_MS = 30_000;
-
-/** The balancer key of a request, as the Exchange computes it (consistent hashing). */
-function hashKeyOf(service: Service, ctx: RequestContext): string | undefined {
-  const source = service.hashKey;
-  if (source === undefined) return undefined;
-  if (source.kind === 'client-ip') return ctx.clientIp;
-  if (source.kind === 'path') return ctx.path;
-  const v = ctx.req.headers[source.name];
-  return Array.isArray(v) ? v.join(',') : v;
-}
 
 // ---------------------------------------------------------------------------
 // The layer
@@ -120,16 +102,6 @@ export class CacheLayer {
     this.cachedServices = cached;
   }
 
-  /**
-   * Handles a routed request of a service whose cache is on: answers from storage, or runs the
-   * exchange through a CacheFlow. The pipeline's only call into the cache.
-   */
-  handle(ctx: RequestContext, service: Service, via: string | undefined, upstream: UpstreamRequest, run: RunExchange): void {
-    const store = this.store;
-    if (store === undefined) return run(ctx, upstream);
-    new CacheFlow(this, store, ctx, service, via, upstream, run).start();
-  }
-
   /** Starts the one background revalidation of `key`, unless a fetch for it is in the air. */
   refreshInBackground(key: string, entry: CacheEntry, ctx: RequestContext, service: Service, upstream: UpstreamRequest, store: CacheStore): void {
     if (this.flights.get(key) !== undefined) return;
@@ -140,14 +112,14 @@ export class CacheLayer {
       store,
       key,
       entry,
-      requestHeaders: ctx.req.rawHeaders,
+      requestHeaders: ctx.requestHeaders,
       requestTime: this.now(),
       policy: this.policy,
       maxObjectSize: this.maxObjectSize,
       now: this.now,
       flight,
     });
-    new BackgroundExchange(this.host, service, request, sink, hashKeyOf(service, ctx)).start();
+    new BackgroundExchange(this.host, service, request, sink, balancerKey(service.hashKey, ctx.clientIp, ctx.path, ctx.req)).start();
   }
 
   isUncollapsible(key: string): boolean {

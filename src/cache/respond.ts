@@ -1,6 +1,7 @@
 /**
- * Writing a stored response to the client: a full response (hit, stale, revalidated) or a 304
- * generated from it when the client's own conditional matched (RFC 9111 §4.3.2).
+ * The head of a stored response for the client: a full response (hit, stale, revalidated) or a
+ * 304 generated from it when the client's own conditional matched (RFC 9111 §4.3.2). The
+ * respond phase (server/respond.ts) writes it.
  *
  * Headers are the stored ones, with Age set to the current age (RFC 9111 §4: "MUST generate an
  * Age header field ... replacing any present"), Date kept as the origin sent it, Content-Length
@@ -10,7 +11,6 @@
  * by each cache that handled the response, origin side first). All but Age, X-Request-Id and
  * Cache-Status is computed once per entry (entries are immutable).
  */
-import type { RequestContext } from '../context.ts';
 import { clientResponseHeaders } from '../upstream/headers.ts';
 import type { RawHeaders } from './headers.ts';
 import { notModifiedHeaders, type PolicyOptions } from './policy.ts';
@@ -27,7 +27,7 @@ export interface ClientHeaderOptions {
 }
 
 /** RFC 9110 §6.4.1: these never carry content. */
-function bodyless(status: number): boolean {
+export function bodyless(status: number): boolean {
   return status === 204 || status === 304 || status < 200;
 }
 
@@ -90,52 +90,4 @@ function finish(headers: string[], o: ClientHeaderOptions): string[] {
   headers.push('Cache-Status', o.cacheStatus);
   if (o.draining) headers.push('connection', 'close');
   return headers;
-}
-
-/**
- * Answers the client from `entry`: a 304 when `notModified`, else the stored status, headers
- * and body (none for HEAD). `age` is the Age value. Does nothing when the client is gone or the
- * head was already sent.
- */
-export function writeStored(
-  ctx: RequestContext,
-  entry: CacheEntry,
-  age: string,
-  notModified: boolean,
-  o: ClientHeaderOptions,
-  policy: PolicyOptions,
-): void {
-  const res = ctx.res;
-  if (res.headersSent || res.destroyed) return;
-  ctx.cacheStatus = o.cacheStatus;
-  if (notModified) {
-    ctx.status = 304;
-    res.writeHead(304, notModifiedResponseHeaders(entry.headers, age, o, policy));
-    res.end();
-    return;
-  }
-  ctx.status = entry.status;
-  try {
-    res.writeHead(entry.status, storedResponseHeaders(entry, age, o));
-  } catch (err) {
-    // A stored field Node refuses to send (it accepted it from the instance): nothing was written.
-    ctx.errorCause = 'upstream_protocol';
-    ctx.errorMessage = `stored response cannot be sent: ${(err as Error).message}`;
-    res.destroy();
-    return;
-  }
-  if (ctx.req.method === 'HEAD' || bodyless(entry.status)) {
-    res.end();
-    return;
-  }
-  ctx.bytesOut = entry.bodySize;
-  const body = entry.body;
-  if (body.length === 1) {
-    res.end(body[0]);
-    return;
-  }
-  // The chunks are shared, immutable Buffers: queueing them all copies nothing. end() uncorks.
-  res.cork();
-  for (const chunk of body) res.write(chunk);
-  res.end();
 }

@@ -62,7 +62,12 @@ export const ERROR_CAUSES = [
   'bad_request',
   'method_not_allowed',
   'body_too_large',
+  'headers_too_large',
+  'request_timeout',
+  'http_version',
   'no_route',
+  // the proxy is shutting down (an upgrade refused while draining)
+  'shutting_down',
   // rejected by limits
   'overload',
   // only-if-cached request that the cache could not serve

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { RequestContext, type ClientCloseHook } from '../context.ts';
+import { RequestContext, type ClientCloseListener } from '../context.ts';
 import { ProxyError, errorHeaders, finalAttemptError } from '../errors.ts';
 import { normaliseHost } from '../routing/host.ts';
 import type { Snapshot } from '../snapshot.ts';
@@ -15,8 +15,9 @@ import type { Waiter } from '../upstream/pending.ts';
 import type { Service } from '../upstream/service.ts';
 import type { CacheLayer } from '../cache/layer.ts';
 import { BodyLimit } from './body-limit.ts';
-import type { ResponseInterceptor } from './interceptor.ts';
-import { sendError } from './respond.ts';
+import type { AfterAnswer, CacheLookup, ResponseInterceptor } from '../cache/interceptor.ts';
+import { lookup } from '../cache/lookup.ts';
+import { sendAnswer, sendError } from './respond.ts';
 
 /** What the pipeline needs from the running proxy; implemented by Runtime. */
 export interface PipelineHost {
@@ -65,7 +66,8 @@ export class Pipeline {
       const ctx = this[CONTEXT];
       if (ctx === undefined) return;
       pipeline.ended(ctx);
-      ctx.closeHook?.onClientClose();
+      ctx.exchange?.onClientClose();
+      ctx.cache?.onClientClose();
     })(this);
 
   /**
@@ -80,6 +82,32 @@ export class Pipeline {
   };
 
   handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  /** After the cache lookup: the cache's answer, a wait for another request's fetch, or the forward phase. */
+  private cached(ctx: RequestContext, result: CacheLookup | Promise<CacheLookup>): void {
+    if (typeof result !== 'string') {
+      result.then(
+        (r) => this.cached(ctx, r),
+        (err: unknown) => sendError(ctx, new ProxyError('upstream_protocol', `internal cache error: ${(err as Error).message}`)),
+      );
+      return;
+    }
+    const cache = ctx.cache!;
+    switch (result) {
+      case 'hit':
+      case 'stale':
+        return sendAnswer(ctx);
+      case 'wait':
+        cache.waited().then(() => this.cached(ctx, cache.again()));
+        return;
+      case 'unavailable':
+        return sendError(ctx, cache.error!, ['cache-status', ctx.cacheStatus]);
+      case 'gone':
+        return;
+      default:
+        return this.run(ctx, ctx.upstream!, cache);
+    }
+  }
+
     const snapshot = this.host.snapshot;
     // One pass over the raw headers: req.headers would build an object of every field.
     const fields = scanRequestHeaders(req.rawHeaders);
@@ -136,8 +164,9 @@ export class Pipeline {
     };
     // The cache answers from storage, or runs the exchange itself with its interceptor on the answer.
     const cache = this.host.cache;
-    if (cache !== undefined && service.cacheEnabled) cache.handle(ctx, service, snapshot.via, upstreamReq, this.run);
+    if (cache !== undefined && service.cacheEnabled) this.cached(ctx, lookup(cache, ctx));
     else this.run(ctx, upstreamReq);
+    ctx.upstream = upstreamReq;
   }
 
   private ended(ctx: RequestContext): void {
@@ -171,7 +200,7 @@ function requestTimedOut(exchange: Exchange, service: string, limit: number): vo
  * An optional ResponseInterceptor (the cache layer, server/interceptor.ts) sees that final answer
  * only: it may tee the body, take the answer over, or answer a failure itself (stale-if-error).
  */
-export class Exchange implements UpstreamHandler, ClientCloseHook {
+export class Exchange implements UpstreamHandler, ClientCloseListener {
   private attempt: Attempt | undefined;
   private tried: Set<Instance> | undefined;
   private readonly retryable: boolean;
@@ -193,8 +222,6 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
   private closed = false;
   /** The interceptor took the answer over: nothing of it is written to the client here. */
   private taken = false;
-  /** The hook of an earlier exchange of the same request (the cache's refetch), told first. */
-  private readonly prevClose: ClientCloseHook | undefined;
   /** The client's 'drain' listener, made and attached only once a write was refused (back-pressure). */
   private onDrain: (() => void) | undefined;
   private drainHooked = false;
@@ -211,8 +238,7 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
     // Retries are off for requests whose body may already be on the wire: it cannot be replayed.
     this.retryable = request.body === null;
     this.replayable = this.retryable && IDEMPOTENT.has(request.method);
-    this.prevClose = ctx.closeHook;
-    ctx.closeHook = this;
+    ctx.exchange = this;
     const limit = service.timeouts.request;
     if (limit > 0) {
       this.timer = setTimeout(requestTimedOut, limit, this, service.name, limit);
@@ -221,7 +247,6 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
 
   /** The client's response closed (the pipeline's 'close' listener). */
   onClientClose(): void {
-    this.prevClose?.onClientClose();
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
@@ -296,7 +321,17 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
 
   /** The proxy's error response, unless the interceptor answers instead (the cache's stale-if-error). */
   private answerError(err: ProxyError, extraHeaders: string[] = []): void {
-    if (this.interceptor !== undefined && this.interceptor.onError(err, extraHeaders)) return;
+    const interceptor = this.interceptor;
+    if (interceptor !== undefined) {
+      switch (interceptor.onError(err, extraHeaders)) {
+        case 'done':
+          return;
+        case 'serve':
+          return sendAnswer(this.ctx);
+        case 'error':
+          return sendError(this.ctx, interceptor.error!, ['cache-status', this.ctx.cacheStatus]);
+      }
+    }
     sendError(this.ctx, err, extraHeaders);
   }
 
@@ -321,9 +356,14 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
     }
     const headers = clientResponseHeaders(raw, this.snapshot.via, ctx.id);
     if (this.host.draining) headers.push('connection', 'close');
-    if (this.interceptor !== undefined && this.interceptor.onResponse(status, statusText, raw, headers) === 'take') {
-      this.taken = true;
-      return;
+    if (this.interceptor !== undefined) {
+      const action = this.interceptor.onResponse(status, statusText, raw, headers);
+      if (action !== 'forward') {
+        // 'answer': the cache's own head (a 304 to the client's conditional) instead of this one.
+        if (action === 'answer') sendAnswer(ctx);
+        this.taken = true;
+        return;
+      }
     }
     try {
       ctx.res.writeHead(status, statusText || undefined, headers);
@@ -367,7 +407,7 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
       return this.start();
     }
     this.release(undefined);
-    if (this.taken) return this.interceptor!.onEnd();
+    if (this.taken) return this.afterTaken(this.interceptor!.onEnd());
     const res = this.ctx.res;
     if (trailers !== null && trailers.length > 0) {
       const pairs: Array<[string, string]> = [];
@@ -387,6 +427,17 @@ export class Exchange implements UpstreamHandler, ClientCloseHook {
     this.discarding = false;
     // A dropped answer counts by its status; how its draining ended does not matter.
     this.release(discarded ? undefined : err);
+  /** What the cache asked for after an answer it took: its own answer, or the request again. */
+  private afterTaken(next: AfterAnswer): void {
+    clearTimeout(this.timer);
+    this.closed = true;
+    if (next === 'serve') return sendAnswer(this.ctx);
+    if (next === 'forward') {
+      const ctx = this.ctx;
+      new Exchange(this.host, this.snapshot, ctx, this.service, ctx.upstream!, this.interceptor).start();
+    }
+  }
+
     const ctx = this.ctx;
     if (err.kind === 'client_abort' || ctx.res.destroyed) {
       this.releaseNext();

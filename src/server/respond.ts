@@ -1,41 +1,111 @@
 /**
- * Responses the proxy writes itself: a short text body naming the cause, the request id, and
- * `Cache-Control: no-store` so no cache downstream keeps a proxy error.
+ * The proxy's own answers, made from the ProxyError table (errors.ts): a short text body naming
+ * the cause, the request id, `Cache-Control: no-store` so no cache downstream keeps a proxy
+ * error, `Retry-After` and `Connection: close` where the kind says so. One shape for both
+ * transports: an http.ServerResponse (requests) and a raw socket (upgrades, CONNECT, requests
+ * Node's parser refused).
  */
 import { STATUS_CODES } from 'node:http';
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { RequestContext } from '../context.ts';
 import type { ProxyError } from '../errors.ts';
 
-export function sendError(ctx: RequestContext, err: ProxyError, extraHeaders?: string[]): void {
-  ctx.errorCause = err.kind;
-  ctx.errorMessage = err.message;
-  const res = ctx.res;
-  if (res.headersSent || res.destroyed) {
-    // Bytes already reached the client: cutting the connection is the only honest signal.
-    res.destroy();
-    return;
-  }
-  if (err.status === 499) {
-    res.destroy();
-    return;
-  }
-  ctx.status = err.status;
-  const body = `${err.status} ${STATUS_CODES[err.status] ?? ''}: ${err.message}\n`;
+/** `404 Not Found: <message>\n` */
+export function errorBody(err: ProxyError): string {
+  return `${err.status} ${STATUS_CODES[err.status] ?? ''}: ${err.message}\n`;
+}
+
+/** The head of an error answer with `body`; `extra` are more header pairs (Allow, Cache-Status). */
+export function errorHead(err: ProxyError, requestId: string, body: string, extra?: readonly string[]): string[] {
   const headers = [
     'content-type', 'text/plain; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
-    'x-request-id', ctx.id,
+    'x-request-id', requestId,
   ];
-  if (extraHeaders) headers.push(...extraHeaders);
-  // A malformed request may leave the connection in an unknown state: close it (RFC 9112 §9.6 allows it).
-  if (err.status === 400 || err.status === 413 || err.status === 431) headers.push('connection', 'close');
-  writeSimple(res, err.status, headers, ctx.req.method === 'HEAD' ? '' : body);
-  ctx.bytesOut = ctx.req.method === 'HEAD' ? 0 : Buffer.byteLength(body);
+  if (extra !== undefined) headers.push(...extra);
+  // TODO(phase split): callers in pipeline.ts still pass retry-after themselves.
+  if (err.retryAfter > 0 && (extra === undefined || !extra.includes('retry-after'))) headers.push('retry-after', String(err.retryAfter));
+  if (err.closesConnection) headers.push('connection', 'close');
+  return headers;
+}
+
+/**
+ * Answers the request with `err`. When bytes already reached the client, or the client is gone
+ * (499), the connection is cut instead: that is the only honest signal left.
+ */
+export function sendError(ctx: RequestContext, err: ProxyError, extraHeaders?: readonly string[]): void {
+  ctx.errorCause = err.kind;
+  ctx.errorMessage = err.message;
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed || err.status === 499) {
+    res.destroy();
+    return;
+  }
+  ctx.status = err.status;
+  const body = errorBody(err);
+  const head = ctx.req.method === 'HEAD';
+  writeSimple(res, err.status, errorHead(err, ctx.id, body, extraHeaders), head ? '' : body);
+  ctx.bytesOut = head ? 0 : Buffer.byteLength(body);
 }
 
 export function writeSimple(res: ServerResponse, status: number, headers: string[], body: string): void {
   res.writeHead(status, headers);
   res.end(body);
+}
+
+/** Writes a complete error answer on a raw socket (no http.ServerResponse exists for it) and closes it. */
+export function sendRawError(socket: Duplex, err: ProxyError, requestId: string, extraHeaders?: readonly string[]): void {
+  if (socket.destroyed) return;
+  const body = errorBody(err);
+  const headers = errorHead(err, requestId, body, extraHeaders);
+  let head = `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  // A raw answer always ends the connection.
+  if (!err.closesConnection) head += 'connection: close\r\n';
+  socket.end(`${head}\r\n${body}`);
+}
+
+/**
+ * Sends an answer the proxy makes itself from the request's record: `ctx.status`,
+ * `ctx.responseHeaders` and `ctx.responseBody` (a cache hit, a plugin's `respond`, a 304 to the
+ * client's conditional). No body for HEAD. Nothing is written once the client is gone.
+ */
+export function sendAnswer(ctx: RequestContext): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) return;
+  try {
+    res.writeHead(ctx.status, ctx.responseHeaders);
+  } catch (err) {
+    // A field Node refuses to send (a stored one it accepted from the instance): nothing was written.
+    ctx.errorCause = 'upstream_protocol';
+    ctx.errorMessage = `response cannot be sent: ${(err as Error).message}`;
+    res.destroy();
+    return;
+  }
+  const body = ctx.responseBody;
+  if (body === undefined || ctx.req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  if (typeof body === 'string') {
+    ctx.bytesOut = Buffer.byteLength(body);
+    res.end(body);
+    return;
+  }
+  if (body.length === 1) {
+    ctx.bytesOut = body[0]!.length;
+    res.end(body[0]);
+    return;
+  }
+  // Shared, immutable Buffers (a cache entry's chunks): queueing them all copies nothing. end() uncorks.
+  res.cork();
+  let size = 0;
+  for (const chunk of body) {
+    size += chunk.length;
+    res.write(chunk);
+  }
+  ctx.bytesOut = size;
+  res.end();
 }

@@ -1,14 +1,20 @@
 /**
  * The `upgrade` listener: routes an Upgrade request (WebSocket, h2c…) by Host like any other and
- * tunnels it to one instance of the service. Open tunnels are tracked so shutdown can wait for them.
+ * tunnels it to one instance of the service. The tunnel holds an instance slot for its whole life
+ * (upstream/slot.ts): it counts against maxConnections, and closing it wakes a queued request and
+ * reports the instance's answer to passive health. Open tunnels are tracked so shutdown can wait
+ * for them.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
-import { errorHeaders, finalAttemptError, upstreamError } from '../errors.ts';
+import { ProxyError, finalAttemptError, upstreamError } from '../errors.ts';
+import { balancerKey } from '../upstream/hash-key.ts';
 import { upstreamRequestHeaders } from '../upstream/headers.ts';
-import { openTunnel, rawErrorResponse } from '../upstream/tunnel.ts';
+import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
+import { openTunnel } from '../upstream/tunnel.ts';
 import { clientIp, parseTarget, type PipelineHost } from './pipeline.ts';
+import { requestId } from './request-id.ts';
+import { sendRawError } from './respond.ts';
 
 export class UpgradeHandler {
   /** Open tunnels, for graceful shutdown. */
@@ -19,43 +25,43 @@ export class UpgradeHandler {
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const snapshot = this.host.snapshot;
     const incomingId = req.headers['x-request-id'];
-    const id = typeof incomingId === 'string' && incomingId.length <= 200 ? incomingId : randomUUID();
+    const id = requestId(typeof incomingId === 'string' ? incomingId : undefined);
     socket.on('error', () => socket.destroy());
     const target = parseTarget(req);
-    if (typeof target === 'string') return rawErrorResponse(socket, 400, target, id);
-    if (this.host.draining) return rawErrorResponse(socket, 503, 'the proxy is shutting down', id);
+    if (typeof target === 'string') return sendRawError(socket, new ProxyError('bad_request', target), id);
+    if (this.host.draining) return sendRawError(socket, new ProxyError('shutting_down', 'the proxy is shutting down'), id);
     const service = snapshot.router.match(target.host);
-    if (service === undefined) return rawErrorResponse(socket, 421, `no service is configured for host "${target.host}"`, id);
+    if (service === undefined) return sendRawError(socket, new ProxyError('no_route', `no service is configured for host "${target.host}"`), id);
     const ip = clientIp(req);
-    const hashSource = service.hashKey;
-    const hashKey = hashSource === undefined ? undefined : hashSource.kind === 'client-ip' ? ip : hashSource.kind === 'path' ? target.path : String(req.headers[hashSource.name] ?? '');
-    const instance = service.pick({ hashKey });
-    if (instance === undefined) return rawErrorResponse(socket, 503, `no instance of service "${service.name}" is available`, id);
+    const instance = service.pick({ hashKey: balancerKey(service.hashKey, ip, target.path, req) });
+    if (instance === undefined) {
+      return sendRawError(socket, new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available`), id);
+    }
     const headers = upstreamRequestHeaders(req.rawHeaders, {
       clientIp: ip,
-      trusted: snapshot.isTrusted(ip),
+      trust: snapshot,
       host: target.host,
+      authority: target.authority,
       requestId: id,
       via: snapshot.via,
-      upstreamHost: service.upstreamHost ?? target.hostHeader,
+      upstreamHost: service.upstreamHost,
       upgrade: true,
     });
-    instance.inflight++;
+    acquireSlot(instance, service);
     this.open.add(socket);
+    let failure: ProxyError | undefined;
     openTunnel(
       instance,
       socket,
       { method: req.method!, path: target.path, headers, head },
       service.timeouts.connect,
       (err) => {
-        const mapped = upstreamError(err, instance.id);
-        this.host.attemptEnded(instance, service, 0, mapped);
-        const final = finalAttemptError(service.name, mapped);
-        rawErrorResponse(socket, final.status, final.message, id, errorHeaders(final));
+        failure = upstreamError(err, instance.id);
+        sendRawError(socket, finalAttemptError(service.name, failure), id);
       },
-      () => {
-        instance.inflight--;
+      (status) => {
         this.open.delete(socket);
+        releaseSlot(this.host, instance, service, failure === undefined ? status : 0, failure);
       },
     );
   };

@@ -20,8 +20,9 @@ export interface TunnelRequest {
 }
 
 /**
- * Opens the tunnel. `done` is called once, when both sides are closed; `failed` (before any byte
- * came back from the instance) lets the caller answer with an error status instead.
+ * Opens the tunnel. `done` is called once, when both sides are closed, with the status of the
+ * instance's answer (0 when none came); `failed` (before any byte came back from the instance)
+ * lets the caller answer with an error status instead.
  */
 export function openTunnel(
   instance: Instance,
@@ -29,13 +30,14 @@ export function openTunnel(
   req: TunnelRequest,
   connectTimeoutMs: number,
   failed: (err: NodeJS.ErrnoException | Error) => void,
-  done: () => void,
+  done: (status: number) => void,
 ): Socket {
   const upstream = connect({ host: instance.address, port: instance.port, noDelay: true });
   let answered = false;
+  let status = 0;
   let closed = 0;
   const closeOne = () => {
-    if (++closed === 2) done();
+    if (++closed === 2) done(status);
   };
   const timer = connectTimeoutMs > 0 ? setTimeout(() => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), connectTimeoutMs) : undefined;
   upstream.once('connect', () => {
@@ -46,8 +48,10 @@ export function openTunnel(
     if (req.head.length > 0) upstream.write(req.head);
     client.pipe(upstream);
   });
-  upstream.once('data', () => {
+  upstream.once('data', (chunk: Buffer) => {
     answered = true;
+    // `HTTP/1.1 101 ...`: the status goes to passive health like any answer's.
+    status = Number(chunk.toString('latin1', 9, 12)) || 0;
   });
   upstream.pipe(client);
   upstream.on('error', (err) => {
@@ -88,7 +92,10 @@ export function openTunnel(
   return upstream;
 }
 
-/** Writes a complete error response on a raw socket and closes it (no http.ServerResponse exists for upgrades). */
+/**
+ * Writes a complete error response on a raw socket and closes it.
+ * @deprecated for the listener until it moves to server/respond.ts sendRawError (one error table).
+ */
 export function rawErrorResponse(socket: Duplex, status: number, message: string, requestId: string, extra: string[] = []): void {
   if (socket.destroyed) return;
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
