@@ -175,6 +175,27 @@ const discovery = z.strictObject({
   weight: intIn(1, 1000).default(1),
 });
 
+/** A Kubernetes object name (RFC 1123 label, as Service and Namespace names are). */
+const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
+  error: (iss) => `expected a Kubernetes name like "web" (lower-case letters, digits, "-"), got ${show(iss.input)}`,
+});
+
+/**
+ * EndpointSlice discovery (src/discovery/kubernetes.ts): the ready endpoints of Service `service`
+ * in `namespace` (default: the pod's own), on `port`: a Service port's name, or a pod port number.
+ */
+const kubernetesDiscovery = z.strictObject({
+  kubernetes: z.strictObject({
+    service: k8sName,
+    namespace: k8sName.optional(),
+    port: z.union([port, z.string().min(1).max(63)]),
+  }),
+  weight: intIn(1, 1000).default(1),
+});
+
+export type DnsDiscoveryConfig = z.infer<typeof discovery>;
+export type KubernetesDiscoveryConfig = z.infer<typeof kubernetesDiscovery>;
+
 /** `10.96.0.10`, `127.0.0.1:5353` or `[fd00::a]:53`. */
 const dnsServer = z.string().refine(
   (v) => {
@@ -221,7 +242,7 @@ const serviceSchema = z
     domain: domainName.optional(),
     domains: z.array(domainName).default([]),
     hosts: z.array(hostEntry).default([]),
-    discovery: discovery.optional(),
+    discovery: z.union([discovery, kubernetesDiscovery]).optional(),
     loadBalancer: balancerKind.optional(),
     hashKey: hashKey.optional(),
     timeouts: serviceTimeouts.optional(),

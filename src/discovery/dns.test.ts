@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { startDns, type TestDns } from '../../test/helpers/dns.ts';
-import type { ServiceConfig } from '../config/schema.ts';
+import type { DnsDiscoveryConfig, ServiceConfig } from '../config/schema.ts';
 import { DnsDiscovery, EMPTY_CONFIRMATIONS, type ResolveEvent } from './dns.ts';
 
-type Discovery = NonNullable<ServiceConfig['discovery']>;
+type Discovery = DnsDiscoveryConfig;
 
 function service(name: string, discovery: Partial<Discovery> & { dns: string }): ServiceConfig {
   return {

@@ -15,7 +15,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
-import type { ProxyConfig, ServiceConfig } from '../config/schema.ts';
+import type { DnsDiscoveryConfig, ProxyConfig } from '../config/schema.ts';
 import { log } from '../log.ts';
 import type { HostSpec } from '../upstream/registry.ts';
 
@@ -105,11 +105,11 @@ export class DnsDiscovery {
       this.resolver = new Resolver({ timeout: QUERY_TIMEOUT_MS, tries: QUERY_TRIES });
       if (proxy.dnsServers) this.resolver.setServers(proxy.dnsServers);
     }
-    const wanted = new Map<string, ServiceConfig>();
-    for (const s of proxy.services) if (s.discovery) wanted.set(s.name, s);
+    // Services with `discovery.dns` only (discovery.kubernetes is kubernetes.ts's).
+    const wanted = new Map<string, DnsDiscoveryConfig>();
+    for (const s of proxy.services) if (s.discovery && 'dns' in s.discovery) wanted.set(s.name, s.discovery);
     for (const name of [...this.watches.keys()]) if (!wanted.has(name)) this.stopWatch(name);
-    for (const [name, s] of wanted) {
-      const d = s.discovery!;
+    for (const [name, d] of wanted) {
       const w = this.watches.get(name);
       if (w) {
         const intervalChanged = w.interval !== d.interval;
