@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { RequestContext, type ClientCloseListener } from '../context.ts';
 import { ProxyError, errorHeaders, finalAttemptError } from '../errors.ts';
 import { normaliseHost } from '../routing/host.ts';
+import { normalizeAuthority, type Scheme } from '../cache/key.ts';
 import type { Snapshot } from '../snapshot.ts';
 import { forward, type Attempt, type UpstreamHandler, type UpstreamRequest } from '../upstream/client.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../upstream/headers.ts';
@@ -122,7 +123,8 @@ export class Pipeline {
     // Shutting down: every response says `Connection: close`, so keep-alive clients reconnect elsewhere.
     if (this.host.draining) res.shouldKeepAlive = false;
 
-    const target = parseTarget(req, fields);
+    const trusted = snapshot.isTrusted(ctx.clientIp);
+    const target = parseTarget(req, fields, trusted ? forwardedScheme(fields.forwardedProto) : 'http');
     if (typeof target === 'string') return sendError(ctx, new ProxyError('bad_request', target));
     ctx.host = target.host;
     ctx.path = target.path;
@@ -153,11 +155,12 @@ export class Pipeline {
       path: target.path,
       headers: upstreamRequestHeaders(req.rawHeaders, {
         clientIp: ctx.clientIp,
-        trusted: snapshot.isTrusted(ctx.clientIp),
+        trust: snapshot,
         host: target.host,
+        authority: target.authority,
         requestId: id,
         via: snapshot.via,
-        upstreamHost: service.upstreamHost ?? target.hostHeader,
+        upstreamHost: service.upstreamHost,
         upgrade: false,
       }),
       body: limited ?? (hasBody ? req : null),
@@ -515,9 +518,12 @@ export class Exchange implements UpstreamHandler, ClientCloseListener {
 }
 
 interface Target {
+  /** The host that routes the request (routing/host.ts: no port). */
   host: string;
   /** The Host header value as received (or the authority of an absolute-form target). */
   hostHeader: string;
+  /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
+  authority: string;
   path: string;
 }
 
@@ -533,6 +539,8 @@ export class RequestFields {
   contentLength: string | undefined = undefined;
   chunked = false;
   traceparent: string | undefined = undefined;
+  /** The first X-Forwarded-Proto line (believed only from a trusted peer). */
+  forwardedProto: string | undefined = undefined;
 }
 
 export function scanRequestHeaders(raw: readonly string[]): RequestFields {
@@ -558,6 +566,9 @@ export function scanRequestHeaders(raw: readonly string[]): RequestFields {
       case 'transfer-encoding':
         f.chunked = true;
         break;
+      case 'x-forwarded-proto':
+        f.forwardedProto ??= value;
+        break;
       case 'traceparent':
         f.traceparent = f.traceparent === undefined ? value : `${f.traceparent}, ${value}`;
         break;
@@ -566,24 +577,35 @@ export function scanRequestHeaders(raw: readonly string[]): RequestFields {
   return f;
 }
 
-/** Origin-form and absolute-form request targets (RFC 9112 §3.2); an error message otherwise. */
-export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRequestHeaders(req.rawHeaders)): Target | string {
+/**
+ * Origin-form and absolute-form request targets (RFC 9112 §3.2); an error message otherwise.
+ * `scheme` is the one the client used (from a trusted X-Forwarded-Proto): it decides which port
+ * is the default one, dropped from the authority as the cache key drops it.
+ */
+export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRequestHeaders(req.rawHeaders), scheme: Scheme = 'http'): Target | string {
   const url = req.url ?? '';
   let hostHeader = fields.host;
   let path = url;
   if (url.charCodeAt(0) !== 47 /* / */) {
-    const m = /^https?:\/\/([^/?#]+)([^#]*)/i.exec(url);
+    const m = /^(https?):\/\/([^/?#]+)([^#]*)/i.exec(url);
     if (m === null) return `request target "${url.slice(0, 100)}" is neither a path nor an absolute URL`;
     // RFC 9112 §3.2.2: the authority of an absolute-form target replaces the Host header.
-    hostHeader = m[1]!;
-    path = m[2] === '' ? '/' : m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
+    scheme = m[1]!.toLowerCase() as Scheme;
+    hostHeader = m[2]!;
+    path = m[3] === '' ? '/' : m[3]!.startsWith('/') ? m[3]! : `/${m[3]!}`;
   }
   if (hostHeader === undefined || hostHeader === '') return 'missing Host header';
   // RFC 9112 §3.2: more than one Host field line is a 400; Node would silently keep the first.
   if (fields.hostCount > 1) return 'more than one Host header';
   const host = normaliseHost(hostHeader);
-  if (host === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
-  return { host, hostHeader, path };
+  const authority = normalizeAuthority(hostHeader, scheme);
+  if (host === undefined || authority === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
+  return { host, hostHeader, authority, path };
+}
+
+/** The scheme a trusted X-Forwarded-Proto names first, as the cache reads it (cache/flow.ts requestScheme). */
+function forwardedScheme(proto: string | undefined): Scheme {
+  return proto !== undefined && /^\s*https\s*(,|$)/i.test(proto) ? 'https' : 'http';
 }
 
 export function clientIp(req: IncomingMessage): string {

@@ -1,9 +1,13 @@
 /**
  * Header rewriting for a gateway (RFC 9110 §7.6): hop-by-hop fields removed, including those the
- * Connection field names (§7.6.1); Via added (§7.6.3); X-Forwarded-For/-Proto/-Host set.
+ * Connection field names (§7.6.1); Via added (§7.6.3); Host set to the normalised authority;
+ * X-Forwarded-For/-Proto/-Host, Forwarded (RFC 7239) and X-Real-IP set from the peer, or kept and
+ * appended to when the peer is a trusted proxy.
  * Headers stay flat raw arrays ([name, value, ...]) end to end, so repeated fields and their
  * order survive, and nothing is parsed into objects on the hot path.
  */
+import { isIP } from 'node:net';
+
 
 /** Lower-case names that never cross the proxy. `te` is handled apart (TE: trailers passes). */
 const HOP_BY_HOP = new Set([
@@ -19,23 +23,38 @@ const HOP_BY_HOP = new Set([
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-host',
+  'forwarded',
+  'x-real-ip',
   'x-request-id',
   'via',
+  // Always the normalised authority (or the service's upstreamHost), never the client's spelling.
+  'host',
 ]);
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
+/** `proxy.trustedProxies`: peers whose forwarding headers are kept and appended to. */
+export interface TrustedProxies {
+  isTrusted(ip: string): boolean;
+}
+
 export interface ForwardedInfo {
   /** The direct peer's address. */
   clientIp: string;
-  /** Whether the direct peer is a trusted proxy whose X-Forwarded-* may be kept and appended to. */
-  trusted: boolean;
+  /** Decides whether the peer (and each hop of its X-Forwarded-For) is a trusted proxy. */
+  trust: TrustedProxies;
   /** The Host the request was routed by (already validated), sent as X-Forwarded-Host. */
   host: string;
+  /**
+   * The request's authority as the cache keys it (lower case, no trailing dot, no default port;
+   * cache/key.ts normalizeAuthority): the Host sent upstream, so an answer that reflects Host was
+   * made for the Host every client of that cache entry sends.
+   */
+  authority: string;
   requestId: string;
   /** `1.1 kubeproxy`, or undefined when Via is turned off. */
   via: string | undefined;
-  /** A fixed Host header for upstream, or undefined to pass the client's. */
+  /** A fixed Host header for upstream (`services[].upstreamHost`), or undefined for `authority`. */
   upstreamHost: string | undefined;
   /** For an Upgrade request: keep Connection: upgrade and Upgrade. */
   upgrade: boolean;
@@ -57,13 +76,22 @@ export function connectionTokens(raw: readonly string[]): Set<string> | undefine
   return tokens;
 }
 
-/** Builds the header list sent to the instance from the client's raw headers. */
+/**
+ * Builds the header list sent to the instance from the client's raw headers.
+ *
+ * Forwarding headers are believed only from a trusted peer (NGINX's set_real_ip_from, Envoy's
+ * xff_num_trusted_hops): from it, X-Forwarded-For and Forwarded are kept and this hop appended,
+ * X-Forwarded-Proto/-Host kept; from anyone else they are replaced by what the proxy saw, so a
+ * client cannot speak for the proxy. X-Real-IP is always the proxy's own answer: the peer, or for
+ * a trusted peer the first address from the right of X-Forwarded-For that is not a trusted proxy.
+ */
 export function upstreamRequestHeaders(raw: readonly string[], info: ForwardedInfo): string[] {
-  const out: string[] = [];
+  const out: string[] = ['host', info.upstreamHost ?? info.authority];
   const named = connectionTokens(raw);
   let xff: string | undefined;
   let proto: string | undefined;
   let fwdHost: string | undefined;
+  let forwarded: string | undefined;
   let via: string | undefined;
   let te = false;
   for (let i = 0; i < raw.length; i += 2) {
@@ -81,6 +109,10 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardedIn
         case 'x-forwarded-host':
           fwdHost ??= value;
           break;
+        case 'forwarded':
+          // RFC 7239 §4: repeated fields form one list, in order.
+          forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+          break;
         case 'via':
           via = via === undefined ? value : `${via}, ${value}`;
           break;
@@ -92,20 +124,66 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardedIn
       continue;
     }
     if (named !== undefined && named.has(lower)) continue;
-    if (lower === 'host') {
-      out.push(name, info.upstreamHost ?? value);
-      continue;
-    }
     out.push(name, value);
   }
   if (info.upgrade) out.push('connection', 'upgrade', 'upgrade', upgradeValue(raw));
   if (te) out.push('te', 'trailers');
-  out.push('x-forwarded-for', info.trusted && xff !== undefined ? `${xff}, ${info.clientIp}` : info.clientIp);
-  out.push('x-forwarded-proto', info.trusted && proto !== undefined ? proto : 'http');
-  out.push('x-forwarded-host', info.trusted && fwdHost !== undefined ? fwdHost : info.host);
+  const peer = info.clientIp;
+  const trusted = info.trust.isTrusted(peer);
+  // The listener speaks plain HTTP: this hop's protocol is always `http`.
+  const hop = `for=${forwardedNode(peer)};host=${forwardedValue(info.authority)};proto=http`;
+  out.push('x-forwarded-for', trusted && xff !== undefined ? `${xff}, ${peer}` : peer);
+  out.push('x-forwarded-proto', trusted && proto !== undefined ? proto : 'http');
+  out.push('x-forwarded-host', trusted && fwdHost !== undefined ? fwdHost : info.host);
+  out.push('forwarded', trusted && forwarded !== undefined ? `${forwarded}, ${hop}` : hop);
+  out.push('x-real-ip', trusted && xff !== undefined ? realClientIp(xff, peer, info.trust) : peer);
   out.push('x-request-id', info.requestId);
   if (info.via !== undefined) out.push('via', via === undefined ? info.via : `${via}, ${info.via}`);
   return out;
+}
+
+/**
+ * RFC 7239 §6: a node is an IPv4 address as a token, an IPv6 address bracketed and quoted
+ * (`"[2001:db8::1]"`), or `unknown` when the peer's address is not known (a closed socket).
+ */
+function forwardedNode(ip: string): string {
+  if (ip === '') return 'unknown';
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/** RFC 7239 §4: a value is a token, or a quoted-string when it holds other characters (`:` of a port). */
+function forwardedValue(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * The client address behind a trusted peer: X-Forwarded-For read from the right, past every
+ * trusted proxy (NGINX's real_ip_recursive). An entry that is not an address stops the walk at the
+ * trusted hop that passed it on: nothing to its left can be vouched for.
+ */
+function realClientIp(xff: string, peer: string, trust: TrustedProxies): string {
+  const hops = xff.split(',');
+  let real = peer;
+  for (let i = hops.length - 1; i >= 0 && trust.isTrusted(real); i--) {
+    const address = hopAddress(hops[i]!);
+    if (address === undefined) break;
+    real = address;
+  }
+  return real;
+}
+
+/** An X-Forwarded-For entry as a bare address (`1.2.3.4:5`, `[::1]:5` and `::ffff:1.2.3.4` unwrapped), or undefined. */
+function hopAddress(entry: string): string | undefined {
+  let a = entry.trim();
+  const colon = a.indexOf(':');
+  if (a.startsWith('[')) {
+    const close = a.indexOf(']');
+    a = close < 0 ? a.slice(1) : a.slice(1, close);
+  } else if (colon > 0 && colon === a.lastIndexOf(':')) {
+    a = a.slice(0, colon); // IPv4 with a port
+  }
+  if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) a = a.slice(7);
+  return isIP(a) === 0 ? undefined : a;
 }
 
 function upgradeValue(raw: readonly string[]): string {
