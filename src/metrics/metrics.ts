@@ -20,8 +20,8 @@
  * and holds its series as cells (CounterCell, HistogramCell below): recording
  * a request is an array lookup plus additions, with no label object and no
  * label hashing. prom-client's own children hash and validate their labels on
- * every call (about 1.7 µs per proxied request, several % of its CPU); the
- * cells are read by the registry only when it is scraped.
+ * every call (`bench/metric-cells.ts` compares the two); the cells are read by
+ * the registry only when it is scraped.
  * Gauges that mirror state (in-flight, connections, pool use, health, cache
  * size) are set at scrape time by `beforeScrape` hooks (observability/wire.ts)
  * rather than incremented per request.
@@ -35,8 +35,8 @@
  * the registry), so always get handles from `metrics.service()` /
  * `handle.upstream()` after a reload.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CounterConfiguration, HistogramConfiguration, LabelValues, MetricObjectWithValues, MetricValue } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Aggregator, Metric, MetricObjectWithValues, MetricType, MetricValueWithName } from 'prom-client';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 
@@ -281,65 +281,44 @@ export interface MetricDescription {
 // ---------------------------------------------------------------------------
 
 type Labels = Record<string, string>;
-
-function cellKey(labelNames: readonly string[], labels: Labels): string {
-  // Label values are service names, addresses and fixed words: no NUL in them.
-  return labelNames.map((n) => labels[n] ?? '').join('\u0000');
-}
-
-/** The cells of one metric keyed by their label values: the bookkeeping CellCounter and CellHistogram share. */
-class CellIndex<C> {
-  private readonly byKey = new Map<string, C>();
-
-  constructor(
-    private readonly labelNames: readonly string[],
-    private readonly create: (labels: Labels) => C,
-  ) {}
-
-  /** The cell of `labels`, created on first use (with a copy of the labels). */
-  cell(labels: Labels): C {
-    const key = cellKey(this.labelNames, labels);
-    let cell = this.byKey.get(key);
-    if (cell === undefined) this.byKey.set(key, (cell = this.create({ ...labels })));
-    return cell;
-  }
-
-  delete(labels: Labels): void {
-    this.byKey.delete(cellKey(this.labelNames, labels));
-  }
-
-  clear(): void {
-    this.byKey.clear();
-  }
-
-  values(): IterableIterator<C> {
-    return this.byKey.values();
-  }
-}
+/**
+ * A sample in prom-client's public shape. `sharedLabels` (the same frozen object
+ * for every sample of a series) is a hint prom-client's text exposition reads to
+ * format those labels once per series instead of once per sample: its own
+ * histograms emit it. Where it is not read, `labels` alone is complete.
+ */
+type Sample = MetricValueWithName<string> & { sharedLabels?: Readonly<Labels> };
 
 /**
  * One counter series, incremented by a plain addition. prom-client's own children
- * (`counter.labels(...).inc()`) hash and validate the label object on every call;
- * on the request path that was most of the metrics' cost.
+ * (`counter.labels(...).inc()`) validate and hash the label object on every call
+ * (`bench/metric-cells.ts` measures both).
  */
-class CounterCell implements Counter.Internal {
+class CounterCell {
   value = 0;
-  constructor(readonly labels: Labels) {}
+  constructor(readonly labels: Readonly<Labels>) {}
   inc(amount = 1): void {
     if (amount >= 0 && amount !== Infinity) this.value += amount;
   }
 }
 
 /** One histogram series: per-bucket counts (not cumulative until exported), sum and count. */
-class HistogramCell implements Pick<Histogram.Internal<string>, 'observe'> {
+class HistogramCell {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  #bucketLabels: readonly Readonly<Record<string, string | number>>[] | undefined;
   constructor(
-    readonly labels: Labels,
+    readonly labels: Readonly<Labels>,
     private readonly bounds: readonly number[],
   ) {
     this.counts = new Float64Array(bounds.length);
+  }
+  /** The labels of each `_bucket` sample, `+Inf` last; made at the first scrape that shows this series. */
+  get bucketLabels(): readonly Readonly<Record<string, string | number>>[] {
+    // `le` first, where prom-client's own histograms print it.
+    this.#bucketLabels ??= [...this.bounds, '+Inf'].map((le) => Object.freeze({ le, ...this.labels }));
+    return this.#bucketLabels;
   }
   observe(value: number): void {
     const bounds = this.bounds;
@@ -351,93 +330,112 @@ class HistogramCell implements Pick<Histogram.Internal<string>, 'observe'> {
   }
 }
 
-/**
- * A prom-client Counter (name, help, label names, registry membership unchanged)
- * whose series live in CounterCells; they are read when the registry is scraped.
- * A cell is exported from its creation, like a prom-client child after `inc(0)`.
- */
-class CellCounter<T extends string> extends Counter<T> {
-  readonly cells: CellIndex<CounterCell>;
-
-  constructor(config: CounterConfiguration<T>) {
-    super(config);
-    this.cells = new CellIndex(config.labelNames ?? [], (labels) => new CounterCell(labels));
-  }
-
-  cell(labels: Labels): CounterCell {
-    return this.cells.cell(labels);
-  }
-
-  /** Removes one series (its cell and any prom-client child). */
-  drop(labels: Labels): void {
-    this.remove(labels as LabelValues<T>);
-    this.cells.delete(labels);
-  }
-
-  override reset(): void {
-    super.reset();
-    // Called by prom-client's constructor too, before `cells` exists.
-    this.cells?.clear();
-  }
-
-  override async get(): Promise<MetricObjectWithValues<MetricValue<T>>> {
-    const base = await super.get();
-    const values = [...base.values];
-    for (const c of this.cells.values()) values.push({ value: c.value, labels: { ...c.labels } as MetricValue<T>['labels'] });
-    return { ...base, values };
-  }
+interface CellFamilyConfig {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  registers: readonly Registry[];
 }
 
 /**
- * A prom-client Histogram whose series live in HistogramCells. A cell is
- * exported once it has an observation, like a prom-client child. The registry
- * formats histograms from `getForPromString()` (and `get()` splays it), so the
- * cells are added there, in prom-client's own value layout.
+ * A counter or histogram whose series live in cells that the request path
+ * updates with plain arithmetic; the registry reads them only when scraped.
+ *
+ * It is a collector, not a prom-client metric class: an object with a name,
+ * help, type and `get()` returning the public `MetricObjectWithValues` shape,
+ * registered with `registerMetric()`. `registry.metrics()` and
+ * `getMetricsAsJSON()` render it through `get()`, as they render the metrics
+ * prom-client's own `AggregatorRegistry.aggregate()` registers. prom-client has
+ * no public way to set a histogram's buckets, and its children's per-call label
+ * handling is what the cells avoid, so no prom-client method is overridden here.
  */
-class CellHistogram<T extends string> extends Histogram<T> {
-  readonly cells: CellIndex<HistogramCell>;
-  readonly #bounds: readonly number[];
+abstract class CellFamily<C extends { readonly labels: Readonly<Labels> }> {
+  abstract readonly type: 'counter' | 'histogram';
+  readonly aggregator: Aggregator = 'sum';
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  readonly #cells = new Map<string, C>();
 
-  constructor(config: HistogramConfiguration<T> & { buckets: number[] }) {
-    super(config);
-    const bounds = [...config.buckets].sort((a, b) => a - b);
-    this.#bounds = bounds;
-    this.cells = new CellIndex(config.labelNames ?? [], (labels) => new HistogramCell(labels, bounds));
+  constructor(config: CellFamilyConfig) {
+    this.name = config.name;
+    this.help = config.help;
+    this.labelNames = config.labelNames;
+    for (const registry of config.registers) registry.registerMetric(this as unknown as Metric);
   }
 
-  cell(labels: Labels): HistogramCell {
-    return this.cells.cell(labels);
+  protected abstract create(labels: Readonly<Labels>): C;
+  /** Appends the samples of one cell, or none while it has nothing to show. */
+  protected abstract samples(cell: C, out: Sample[]): void;
+
+  #key(labels: Labels): string {
+    // Label values are service names, addresses and fixed words: no NUL in them.
+    return this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
   }
 
-  /** Removes one series (its cell and any prom-client child). */
+  /** The cell of `labels`, created on first use (with a copy of the labels). */
+  cell(labels: Labels): C {
+    const key = this.#key(labels);
+    let cell = this.#cells.get(key);
+    // A frozen copy: the exported samples share it (no copy per scrape).
+    if (cell === undefined) this.#cells.set(key, (cell = this.create(Object.freeze({ ...labels }))));
+    return cell;
+  }
+
+  /** Removes one series. */
   drop(labels: Labels): void {
-    this.remove(labels as LabelValues<T>);
-    this.cells.delete(labels);
+    this.#cells.delete(this.#key(labels));
   }
 
-  override reset(): void {
-    super.reset();
-    this.cells?.clear();
+  /** `registry.resetMetrics()` calls this. */
+  reset(): void {
+    this.#cells.clear();
   }
 
-  async getForPromString(): Promise<{ name: string; help: string; type: string; values: unknown[]; aggregator: string }> {
-    const base = await (Histogram.prototype as unknown as { getForPromString(): Promise<{ name: string; help: string; type: string; values: unknown[]; aggregator: string }> }).getForPromString.call(this);
-    const values = [...base.values];
-    const name = base.name;
-    for (const c of this.cells.values()) {
-      if (c.count === 0) continue;
-      let acc = 0;
-      for (let i = 0; i < this.#bounds.length; i++) {
-        acc += c.counts[i]!;
-        values.push({ labels: { le: this.#bounds[i] }, sharedLabels: c.labels, value: acc, metricName: `${name}_bucket`, exemplar: undefined });
-      }
-      values.push(
-        { labels: { le: '+Inf' }, sharedLabels: c.labels, value: c.count, metricName: `${name}_bucket`, exemplar: undefined },
-        { labels: {}, sharedLabels: c.labels, value: c.sum, metricName: `${name}_sum`, exemplar: undefined },
-        { labels: {}, sharedLabels: c.labels, value: c.count, metricName: `${name}_count`, exemplar: undefined },
-      );
+  async get(): Promise<Omit<MetricObjectWithValues<Sample>, 'collect'>> {
+    const values: Sample[] = [];
+    for (const cell of this.#cells.values()) this.samples(cell, values);
+    return { name: this.name, help: this.help, type: this.type as unknown as MetricType, aggregator: this.aggregator, values };
+  }
+}
+
+/** Counter series are exported from their cell's creation, like a prom-client child after `inc(0)`. */
+class CellCounter extends CellFamily<CounterCell> {
+  readonly type = 'counter';
+  protected create(labels: Readonly<Labels>): CounterCell {
+    return new CounterCell(labels);
+  }
+  protected samples(cell: CounterCell, out: Sample[]): void {
+    out.push({ value: cell.value, labels: cell.labels, sharedLabels: cell.labels });
+  }
+}
+
+/** Histogram series are exported once they have an observation, like a prom-client child. */
+class CellHistogram extends CellFamily<HistogramCell> {
+  readonly type = 'histogram';
+  readonly #bounds: readonly number[];
+  constructor(config: CellFamilyConfig & { buckets: readonly number[] }) {
+    super(config);
+    this.#bounds = [...config.buckets].sort((a, b) => a - b);
+  }
+  protected create(labels: Readonly<Labels>): HistogramCell {
+    return new HistogramCell(labels, this.#bounds);
+  }
+  protected samples(cell: HistogramCell, out: Sample[]): void {
+    if (cell.count === 0) return;
+    const bucket = `${this.name}_bucket`;
+    const le = cell.bucketLabels;
+    let acc = 0;
+    for (let i = 0; i < this.#bounds.length; i++) {
+      acc += cell.counts[i]!;
+      out.push({ metricName: bucket, value: acc, labels: le[i]!, sharedLabels: cell.labels });
     }
-    return { ...base, values };
+    const shared = cell.labels;
+    out.push(
+      { metricName: bucket, value: cell.count, labels: le[this.#bounds.length]!, sharedLabels: shared },
+      { metricName: `${this.name}_sum`, value: cell.sum, labels: shared, sharedLabels: shared },
+      { metricName: `${this.name}_count`, value: cell.count, labels: shared, sharedLabels: shared },
+    );
   }
 }
 
