@@ -138,7 +138,10 @@ describe('EndpointSlice discovery', () => {
 
       api.put(slice('web-abc', [['127.0.0.2', { ready: false, serving: true, terminating: true }], ['127.0.0.3']]));
       await until(p, (s) => s.terminating.length === 1, 'the pod to terminate', 1000);
-      assert.deepEqual(p.runtime.kubernetes.status('web')?.terminating, [`127.0.0.2:${pods.port}`]);
+      const st = JSON.parse((await request(p.adminPort, { path: '/status' })).text) as { services: Array<{ name: string; discovery: KubernetesDiscoveryStatus }> };
+      const web = st.services.find((x) => x.name === 'web')!;
+      assert.deepEqual(web.discovery.terminating, [`127.0.0.2:${pods.port}`], '/status lists the terminating pod');
+      assert.deepEqual(web.discovery.kubernetes, { service: 'web', namespace: 'shop', port: 'http' });
       assert.deepEqual(await pick(p), ['127.0.0.3'], 'new requests go to the ready pod only');
 
       release();

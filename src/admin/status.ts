@@ -3,6 +3,7 @@
  * figures and every service with its instances (health, ejections, last probe, discovery).
  */
 import type { DnsDiscovery } from '../discovery/dns.ts';
+import type { KubernetesDiscovery } from '../discovery/kubernetes.ts';
 import type { Observability } from '../observability/wire.ts';
 import type { Snapshot } from '../snapshot.ts';
 
@@ -15,6 +16,7 @@ export interface StatusSource {
   readonly snapshot: Snapshot;
   readonly listener: { readonly connections: number };
   readonly discovery: Pick<DnsDiscovery, 'status'>;
+  readonly kubernetes: Pick<KubernetesDiscovery, 'status'>;
   readonly observability: Pick<Observability, 'cacheStatus' | 'instanceStatus'>;
 }
 
@@ -34,7 +36,7 @@ export function proxyStatus(source: StatusSource): unknown {
       loadBalancer: s.config.loadBalancer ?? snap.config.proxy.loadBalancer,
       active: s.active,
       // Only for services with `discovery`: state, addresses in use, last error and last success.
-      ...(s.config.discovery ? { discovery: source.discovery.status(s.name) } : {}),
+      ...(s.config.discovery ? { discovery: source.discovery.status(s.name) ?? source.kubernetes.status(s.name) } : {}),
       instances: s.instances.map((i) => ({
         id: i.id,
         weight: i.weight,
