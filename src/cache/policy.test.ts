@@ -11,9 +11,7 @@ import {
   evaluateConditional,
   evaluateReuse,
   freshnessLifetime,
-  headersForHit,
   invalidationTargets,
-  isFresh,
   isStorable,
   mustRevalidate,
   notModifiedApplies,
@@ -46,6 +44,8 @@ function stored(headers: string[], opts: { status?: number; requestTime?: number
 const storable = (resHeaders: string[], opts: { method?: string; status?: number; req?: string[] } = {}) =>
   isStorable(opts.method ?? 'GET', opts.req ?? [], opts.status ?? 200, resHeaders);
 const reason = (s: ReturnType<typeof isStorable>) => (s.storable ? 'storable' : s.reason);
+/** §4.2: response_is_fresh = (freshness_lifetime > current_age). */
+const isFresh = (s: StoredResponse, now: number) => freshnessLifetime(s.status, s.headers, s.responseTime) > currentAge(s, now);
 
 describe('storing responses (RFC 9111 §3)', () => {
   test('a response with private is never stored in the shared cache', () => {
@@ -227,8 +227,6 @@ describe('age (RFC 9111 §4.2.3)', () => {
   test('the served Age is whole seconds and replaces the upstream Age', () => {
     const s = stored(['Age', '10', 'Cache-Control', 'max-age=60']);
     assert.equal(ageHeaderValue(s, T0 + 2500), '12');
-    const h = headersForHit(s, T0 + 2500);
-    assert.deepEqual(getHeaderLines(h, 'age'), ['12']);
   });
 
   test('a response is fresh while its lifetime exceeds its age, stale from equality on', () => {

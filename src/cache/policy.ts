@@ -15,7 +15,7 @@
  *   LOOKUP
  *     const sel = selectVariant(await store.get(key), reqHeaders)   → sel.entry | sel.miss ('uri-miss' | 'vary-miss')
  *     const d = evaluateReuse(sel.entry, method, reqHeaders, now, opts)
- *       'fresh'           serve headersForHit(entry, now); 304 if evaluateConditional(...) === 304
+ *       'fresh'           serve the entry with Age = ageHeaderValue(entry, now); 304 if evaluateConditional(...) === 304
  *       'stale-servable'  serve the same way; if d.revalidate, revalidate in the background
  *       'must-revalidate' forward with conditionalRequestHeaders(reqHeaders, entry) when d.conditional;
  *                         on a 304 where notModifiedApplies(): r = refreshEntry(...), serve r.entry,
@@ -29,7 +29,7 @@
  *     cacheStatus({ hit: true, ttl: d.ttl })   fresh and stale-servable hits (ttl < 0 when stale)
  *     cacheStatus({ fwd: d.fwd, fwdStatus, stored })   must-revalidate ('stale' / 'request')
  *     cacheStatus({ fwd: sel.miss ?? 'miss', stored, detail })   misses; 'bypass' / 'method' when not looked up
- *     ageHeaderValue(entry, now) (headersForHit sets it)
+ *     ageHeaderValue(entry, now) (the Age of a served entry)
  *
  * Exported API (StoredResponse = { status, headers, requestTime, responseTime }; CacheEntry satisfies it)
  *   isStorable(method, reqHeaders, status, resHeaders, opts?): { storable: true; directives } | { storable: false; reason }
@@ -37,7 +37,7 @@
  *   createEntry({ key, requestHeaders, status, responseHeaders, body, requestTime, responseTime }, opts?): CacheEntry
  *   refreshEntry(entry, notModifiedHeaders, { requestHeaders, requestTime, responseTime }, opts?): { entry; storable }
  *   freshnessLifetime(status, resHeaders, responseTime, opts?): number      seconds
- *   currentAge(stored, now): number / isFresh(stored, now, opts?) / ageHeaderValue(stored, now) / headersForHit(stored, now)
+ *   currentAge(stored, now): number / ageHeaderValue(stored, now)
  *   mustRevalidate(directives, opts?): boolean
  *   evaluateReuse(stored, method, reqHeaders, now, opts?): ReuseDecision
  *   usableOnError(stored, reqHeaders, now, opts?): boolean / storageDeadline(stored, opts?): number
@@ -364,19 +364,9 @@ export function currentAge(stored: StoredResponse, now: number): number {
   return cap(correctedInitialAge + residentTime);
 }
 
-/** §4.2: response_is_fresh = (freshness_lifetime > current_age). */
-export function isFresh(stored: StoredResponse, now: number, options?: PolicyOptions): boolean {
-  return freshnessLifetime(stored.status, stored.headers, stored.responseTime, options) > currentAge(stored, now);
-}
-
 /** The Age header value for a response served from the cache (§4, §5.1): whole seconds, never negative. */
 export function ageHeaderValue(stored: StoredResponse, now: number): string {
   return String(Math.max(0, Math.floor(currentAge(stored, now))));
-}
-
-/** Stored headers with Age replaced by the current age (§4: "replacing any present"). */
-export function headersForHit(stored: StoredResponse, now: number): string[] {
-  return setHeader(stored.headers, 'Age', ageHeaderValue(stored, now));
 }
 
 /**
