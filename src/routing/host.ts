@@ -11,20 +11,6 @@ export const REG_NAME = /^[a-z0-9._~!$&'()*+,;=%-]*$/;
  */
 export const IP_LITERAL = /^\[[0-9a-f:.]+(?:%25[a-z0-9\-._~%]+)?\]$|^\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\]$/;
 
-export function normaliseHost(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  // Consecutive requests nearly always carry the same Host: the last answer is kept (a pure
-  // function), which spares the lower-casing, slicing and regex of every request.
-  if (value === lastValue) return lastHost;
-  const host = normaliseHostOnce(value);
-  lastValue = value;
-  lastHost = host;
-  return host;
-}
-
-let lastValue: string | undefined;
-let lastHost: string | undefined;
-
 const PORT = /^\d{0,5}$/;
 
 /** RFC 3986 §3.2.3: digits, possibly none; a TCP port is at most 65535. */
@@ -32,7 +18,7 @@ function validPort(port: string): boolean {
   return PORT.test(port) && Number(port) <= 65535;
 }
 
-function normaliseHostOnce(value: string): string | undefined {
+export function normaliseHost(value: string): string | undefined {
   let host = value.trim().toLowerCase();
   if (host.length === 0) return undefined;
   if (host.charCodeAt(0) === 91 /* [ */) {

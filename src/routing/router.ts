@@ -2,8 +2,6 @@
  * Host → service. Exact names first, then the longest matching `*.` wildcard (a wildcard
  * matches any depth of subdomain, as NGINX's `*.example.com` does, but not the bare domain).
  */
-import { normaliseHost } from './host.ts';
-
 export class Router<S> {
   private readonly exact = new Map<string, S>();
   /** Suffixes (".example.com") sorted longest first, so the first match is the most specific. */
@@ -30,11 +28,5 @@ export class Router<S> {
       if (host.length > w.suffix.length && host.endsWith(w.suffix)) return w.target;
     }
     return this.fallback;
-  }
-
-  /** Convenience for a raw Host header value. */
-  matchHeader(value: string | undefined): S | undefined {
-    const host = normaliseHost(value);
-    return host === undefined ? this.fallback : this.match(host);
   }
 }
