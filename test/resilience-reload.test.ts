@@ -1,7 +1,8 @@
 /**
  * Hot reload end to end: in-flight requests and tunnels finish on the config they started with;
  * a real `kubeproxy` process reloads on file changes (and on SIGHUP) under load without failing a
- * request, and an invalid config is logged while the running one keeps serving.
+ * request, and an invalid config is logged while the running one keeps serving; a reload whose
+ * snapshot cannot be built leaves every live part (instances, pools, discovery) as it was.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { namedOrigin, startOrigin } from './helpers/origin.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { runLoad, statusCounts, until } from './helpers/load.ts';
 import { spawnProxy, type ProxyBlock } from './helpers/child.ts';
+import { startDns } from './helpers/dns.ts';
 
 test('in-flight requests and open WebSockets finish on the config they started with', async (t) => {
   const held: ServerResponse[] = [];
@@ -151,4 +153,40 @@ test('with proxy.watch off, a changed file is applied on SIGHUP, not before', as
   const line = await proxy.waitForLog((l) => l.msg === 'config reload failed; keeping the running config', from2);
   assert.match(String(line.err), /proxy\.services/);
   assert.equal((await request(proxy.port, { host: 'web.test' })).text, 'b');
+});
+
+test('a reload whose snapshot cannot be built changes nothing: same instances, weights, discovery and routes', async (t) => {
+  const origin = await namedOrigin('one');
+  const dns = await startDns({ 'pods.test': ['127.0.0.1'] });
+  t.after(() => Promise.all([origin.close(), dns.close()]));
+  const services = (weight: number, name: string) => [
+    { name: 'web', domain: 'web.test', hosts: [{ address: '127.0.0.1', port: origin.port, weight }] },
+    { name: 'found', domain: 'found.test', hosts: [], discovery: { dns: name, port: origin.port, interval: '1h' } },
+  ];
+  const proxy = await startProxy({ dnsServers: [dns.server], services: services(1, 'pods.test') });
+  t.after(() => proxy.close());
+  const rt = proxy.runtime;
+  const before = rt.snapshot;
+  const instances = [...before.services.values()].map((s) => s.instances);
+  assert.equal(instances[1]!.length, 1, 'discovery found the pod');
+
+  // Valid by its own types but not buildable: the snapshot step throws (an embedder skipping
+  // validation; a plugin that fails to load is the same case).
+  const valid = validateConfig({
+    proxy: { listen: { address: '127.0.0.1', port: 0 }, admin: { address: '127.0.0.1', port: 0 }, dnsServers: [dns.server], services: services(7, 'other.test') },
+  });
+  const broken = { proxy: { ...valid.proxy, trustedProxies: ['not an address'] } } as typeof valid;
+  await assert.rejects(rt.reload(broken));
+
+  assert.equal(rt.snapshot, before, 'the running snapshot stays');
+  assert.deepEqual([...rt.snapshot.services.values()].map((s) => s.instances), instances, 'the same Instance objects');
+  assert.equal(instances[0]![0]!.weight, 1, 'a kept instance did not take the new weight');
+  assert.equal(rt.discovery.status('found')?.dns, 'pods.test', 'discovery still watches the old name');
+  assert.equal((await request(proxy.port, { host: 'found.test' })).text, 'one');
+
+  // The same change without the fault applies all of it.
+  await rt.reload(valid);
+  assert.notEqual(rt.snapshot, before);
+  assert.equal(rt.snapshot.services.get('web')!.instances[0]!.weight, 7);
+  assert.equal(rt.discovery.status('found')?.dns, 'other.test');
 });
