@@ -148,8 +148,11 @@ function createPool(origin: string, s: PoolSettings): Pool {
     connectTimeout: s.connectTimeout === 0 ? 365 * 24 * 3600_000 : s.connectTimeout,
     headersTimeout: s.responseTimeout,
     bodyTimeout: s.idleTimeout,
-    keepAliveTimeout: s.keepAliveTimeout,
-    keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 600_000),
+    // timeouts.keepAlive is the ceiling for an idle pooled socket: an origin's longer
+    // `Keep-Alive: timeout=` hint cannot stretch it (a shorter one still shortens it, less undici's
+    // 2 s safety margin). undici rejects 0, so "no idle reuse" is the shortest wait it takes.
+    keepAliveTimeout: Math.max(s.keepAliveTimeout, 1),
+    keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 1),
     // Upstream response headers may be as large as a client's; 64 KiB matches NGINX's large buffers.
     maxHeaderSize: 64 * 1024,
   });
