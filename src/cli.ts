@@ -9,7 +9,8 @@ import { ConfigError, loadConfigFile } from './config/load.ts';
 import { watchConfig } from './config/watch.ts';
 import type { Config } from './config/schema.ts';
 import { log } from './log.ts';
-import { Runtime } from './runtime.ts';
+import { Runtime, buildSnapshot } from './runtime.ts';
+import { pluginBaseDir } from './plugins/load.ts';
 import { workerCount } from './cluster/count.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { isClusterWorker, runWorker } from './cluster/worker.ts';
@@ -90,6 +91,16 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (args.check) {
+    // Everything a start builds, plugins included (imported, their factories called, then closed).
+    try {
+      await (await buildSnapshot(config, pluginBaseDir(path))).plugins?.close();
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`kubeproxy: ${new ConfigError(err.problems, path).message}\n`);
+        return EXIT_CONFIG;
+      }
+      throw err;
+    }
     const p = config.proxy;
     const admin = p.admin.enabled ? `admin ${p.admin.address}:${p.admin.port} (${p.admin.token === undefined ? 'no token: purge disabled' : 'token set'})` : 'admin off';
     process.stdout.write(
@@ -120,6 +131,11 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
   try {
     runtime = await Runtime.start(config, { configPath: path, signal: stop.signal });
   } catch (err) {
+    // A plugin that cannot be loaded is an invalid config.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kubeproxy: ${new ConfigError(err.problems, path).message}\n`);
+      return EXIT_CONFIG;
+    }
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`kubeproxy: cannot start: ${e.code === 'EADDRINUSE' ? `address already in use (${e.message})` : e.message}\n`);
     return 1;

@@ -20,6 +20,8 @@ import { Observability } from './observability/wire.ts';
 import { Listener } from './server/listener.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
+import { pluginBaseDir } from './plugins/load.ts';
+import { loadPluginSet } from './plugins/set.ts';
 import type { Instance } from './upstream/instance.ts';
 import { InstanceRegistry, type HostSpec } from './upstream/registry.ts';
 import type { Service } from './upstream/service.ts';
@@ -38,6 +40,8 @@ export interface RuntimeOptions {
    * stops waiting for service discovery and resolves with a runtime that does not serve.
    */
   signal?: AbortSignal | undefined;
+  /** Where plugin paths of the config resolve from; default: the config file's directory, or the working directory. */
+  pluginBaseDir?: string | undefined;
 }
 
 /**
@@ -45,8 +49,23 @@ export interface RuntimeOptions {
  * router, trusted proxies. An error here leaves the running proxy untouched. This is the one
  * place for async build steps (loading plugins): it may return a promise.
  */
-export function buildSnapshot(config: Config): Snapshot | Promise<Snapshot> {
-  return new Snapshot(config);
+export function buildSnapshot(config: Config, pluginDir: string = process.cwd()): Snapshot | Promise<Snapshot> {
+  const loading = loadPluginSet(config, pluginDir);
+  // No plugin configured: nothing to import, and the build stays synchronous.
+  if (loading === undefined) return new Snapshot(config);
+  return loading.then((plugins) => {
+    try {
+      return new Snapshot(config, plugins);
+    } catch (err) {
+      void plugins?.close();
+      throw err;
+    }
+  });
+}
+
+/** The directory a runtime's plugin paths resolve from. */
+function pluginDirOf(options: RuntimeOptions): string {
+  return options.pluginBaseDir ?? pluginBaseDir(options.configPath);
 }
 
 export class Runtime implements PipelineHost, AdminHost {
@@ -124,7 +143,7 @@ export class Runtime implements PipelineHost, AdminHost {
    * starts the shutdown; during the start, the start gives up and resolves with the stopped runtime.
    */
   static async start(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
-    const rt = new Runtime(await buildSnapshot(config), options);
+    const rt = new Runtime(await buildSnapshot(config, pluginDirOf(options)), options);
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) void rt.shutdown();
@@ -200,7 +219,7 @@ export class Runtime implements PipelineHost, AdminHost {
     const generation = ++this.reloads;
     let built: Snapshot | Promise<Snapshot>;
     try {
-      built = buildSnapshot(config);
+      built = buildSnapshot(config, pluginDirOf(this.options));
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -209,8 +228,13 @@ export class Runtime implements PipelineHost, AdminHost {
       return Promise.resolve();
     }
     return built.then((next) => {
-      if (generation !== this.reloads) return log.info('config reload superseded by a newer one');
-      if (!this.draining) this.swap(next);
+      if (generation !== this.reloads || this.draining) {
+        // Never goes live: its plugins release what they hold.
+        void next.plugins?.close();
+        if (generation !== this.reloads) log.info('config reload superseded by a newer one');
+        return;
+      }
+      this.swap(next);
     });
   }
 
@@ -222,7 +246,10 @@ export class Runtime implements PipelineHost, AdminHost {
     if (listenChanged) log.warn('proxy.listen changed: a restart is needed to move the listener; the old address keeps serving');
     this.discovery.configure(config.proxy);
     this.kubernetes.configure(config.proxy);
+    const replaced = this.snapshot.plugins;
     this.snapshot = this.attach(next);
+    // Requests in flight may still run hooks of the replaced plugins; close() tells them no new request will.
+    if (replaced !== undefined && replaced !== next.plugins) void replaced.close();
     this.cache.reload(config.proxy.cache, next.services.values());
     this.registry.sweep(config.proxy.shutdown.drainTimeout);
     this.health.sync(next.services.values());
@@ -305,6 +332,7 @@ export class Runtime implements PipelineHost, AdminHost {
     await this.registry.closeAll(1000);
     await this.admin?.close();
     await this.observability.close();
+    await this.snapshot.plugins?.close();
     log.info('stopped');
   }
 }

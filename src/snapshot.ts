@@ -9,6 +9,7 @@
  */
 import { BlockList, isIPv6 } from 'node:net';
 import type { Config } from './config/schema.ts';
+import type { PluginSet } from './plugins/set.ts';
 import { Router } from './routing/router.ts';
 import { Service } from './upstream/service.ts';
 import type { HostSpec, InstanceRegistry } from './upstream/registry.ts';
@@ -20,7 +21,11 @@ export class Snapshot {
   /** `1.1 kubeproxy` or undefined when Via is off. */
   readonly via: string | undefined;
 
-  constructor(readonly config: Config) {
+  constructor(
+    readonly config: Config,
+    /** The config's plugins, loaded (runtime.ts buildSnapshot); undefined when it names none. */
+    readonly plugins: PluginSet | undefined = undefined,
+  ) {
     const proxy = config.proxy;
     const services = new Map<string, Service>();
     for (const sc of proxy.services) {

@@ -15,6 +15,7 @@ import { ConfigError, parseConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { log, setLogger } from '../log.ts';
 import { Runtime } from '../runtime.ts';
+import { pluginBaseDir } from '../plugins/load.ts';
 import { injectRequest } from './inject.ts';
 import { WORKER_ENV, isToWorker, type FromWorker, type ToWorker } from './messages.ts';
 
@@ -95,7 +96,7 @@ export function runWorker(): Promise<number> {
         send({ kubeproxy: 'failed', message: err instanceof ConfigError ? err.message : (err as Error).message });
         return resolve(2);
       }
-      starting = Runtime.start(config, { worker: id, signal: stopSignal.signal }).then(
+      starting = Runtime.start(config, { worker: id, signal: stopSignal.signal, pluginBaseDir: pluginBaseDir(source) }).then(
         (rt) => {
           runtime = rt;
           rt.onRequestEnd(() => requests++);
