@@ -130,6 +130,7 @@ export class ClusterPrimary implements ClusterHost {
         return 1;
       }
     }
+    log.info({ config: this.path, workers: this.slots.length, services: this.config.proxy.services.length }, 'kubeproxy starting');
     // Signals are taken from before the first fork: SIGTERM while workers start drains them.
     const signalled = new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -371,8 +372,10 @@ export class ClusterPrimary implements ClusterHost {
       if (this.slots.every((s) => s.worker === undefined)) resolve();
     });
     for (const s of live) {
-      // A worker that has not said hello yet is told to drain when it does (onMessage).
       if (s.connected) this.send(s.worker!, { kubeproxy: 'drain' });
+      // Still loading its modules: it has nothing to drain, and waiting for its hello would
+      // hold the shutdown for as long as a start takes.
+      else s.worker!.process.kill('SIGTERM');
     }
     const { delay, drainTimeout } = this.config.proxy.shutdown;
     let timer: NodeJS.Timeout | undefined;
