@@ -302,6 +302,32 @@ class CounterCell {
   }
 }
 
+/** One gauge series, set (or moved) from the state it mirrors. */
+class GaugeCell {
+  value = 0;
+  constructor(readonly labels: Readonly<Labels>) {}
+}
+
+/**
+ * The counters of one group of series that differ only in their last label (a service's errors by
+ * cause, its cache lookups by result, an upstream's probes by result): one object per group
+ * instead of one per series, since each group is exported at 0 from the start and a config of
+ * thousands of services would otherwise hold ~30 objects per service that most never touch.
+ */
+class CounterRowCell {
+  // A plain array: a Float64Array of 2 to 30 values costs ~250 bytes more (its ArrayBuffer).
+  readonly values: number[];
+  constructor(
+    readonly labels: Readonly<Labels>,
+    size: number,
+  ) {
+    this.values = new Array<number>(size).fill(0);
+  }
+  inc(i: number, amount = 1): void {
+    if (amount >= 0 && amount !== Infinity) this.values[i]! += amount;
+  }
+}
+
 /** One histogram series: per-bucket counts (not cumulative until exported), sum and count. */
 class HistogramCell {
   readonly counts: Float64Array;
@@ -335,6 +361,8 @@ interface CellFamilyConfig {
   help: string;
   labelNames: readonly string[];
   registers: readonly Registry[];
+  /** How cluster mode combines the workers' series (sum unless said otherwise). */
+  aggregator?: Aggregator;
 }
 
 /**
@@ -350,8 +378,8 @@ interface CellFamilyConfig {
  * handling is what the cells avoid, so no prom-client method is overridden here.
  */
 abstract class CellFamily<C extends { readonly labels: Readonly<Labels> }> {
-  abstract readonly type: 'counter' | 'histogram';
-  readonly aggregator: Aggregator = 'sum';
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly aggregator: Aggregator;
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
@@ -361,6 +389,7 @@ abstract class CellFamily<C extends { readonly labels: Readonly<Labels> }> {
     this.name = config.name;
     this.help = config.help;
     this.labelNames = config.labelNames;
+    this.aggregator = config.aggregator ?? 'sum';
     for (const registry of config.registers) registry.registerMetric(this as unknown as Metric);
   }
 
@@ -377,8 +406,10 @@ abstract class CellFamily<C extends { readonly labels: Readonly<Labels> }> {
   cell(labels: Labels): C {
     const key = this.#key(labels);
     let cell = this.#cells.get(key);
-    // A frozen copy: the exported samples share it (no copy per scrape).
-    if (cell === undefined) this.#cells.set(key, (cell = this.create(Object.freeze({ ...labels }))));
+    // A frozen copy: the exported samples share it (no copy per scrape). Copied with
+    // Object.assign, not a spread: V8 (Node 20) gives every frozen spread copy a hidden class of
+    // its own (~140 bytes more per series; Object.assign copies share one).
+    if (cell === undefined) this.#cells.set(key, (cell = this.create(Object.freeze(Object.assign({}, labels)))));
     return cell;
   }
 
@@ -407,6 +438,42 @@ class CellCounter extends CellFamily<CounterCell> {
   }
   protected samples(cell: CounterCell, out: Sample[]): void {
     out.push({ value: cell.value, labels: cell.labels, sharedLabels: cell.labels });
+  }
+}
+
+/** Gauge series are exported from their cell's creation. */
+class CellGauge extends CellFamily<GaugeCell> {
+  readonly type = 'gauge';
+  protected create(labels: Readonly<Labels>): GaugeCell {
+    return new GaugeCell(labels);
+  }
+  protected samples(cell: GaugeCell, out: Sample[]): void {
+    out.push({ value: cell.value, labels: cell.labels, sharedLabels: cell.labels });
+  }
+}
+
+/**
+ * Counters kept in rows (CounterRowCell): a cell is got with every label but the last one, and
+ * exports one series per value of the last label (`columns`), in that order, from its creation.
+ */
+class CellCounterRow extends CellFamily<CounterRowCell> {
+  readonly type = 'counter';
+  readonly #column: string;
+  readonly #columns: readonly string[];
+  constructor(config: CellFamilyConfig & { columns: readonly string[] }) {
+    super(config);
+    this.#column = config.labelNames[config.labelNames.length - 1]!;
+    this.#columns = config.columns;
+  }
+  protected create(labels: Readonly<Labels>): CounterRowCell {
+    return new CounterRowCell(labels, this.#columns.length);
+  }
+  protected samples(cell: CounterRowCell, out: Sample[]): void {
+    // The labels are made per scrape: kept, they would cost what the row saves.
+    for (let i = 0; i < this.#columns.length; i++) {
+      const labels = { ...cell.labels, [this.#column]: this.#columns[i]! };
+      out.push({ value: cell.values[i]!, labels, sharedLabels: labels });
+    }
   }
 }
 
@@ -440,6 +507,9 @@ class CellHistogram extends CellFamily<HistogramCell> {
 }
 
 type Family = ReturnType<typeof declareFamily>;
+
+/** `result` of kubeproxy_health_checks_total, in export order. */
+const PROBE_RESULTS = ['success', 'failure'] as const;
 
 function declareFamily(registry: Registry) {
   const registers = [registry];
@@ -476,7 +546,8 @@ function declareFamily(registry: Registry) {
       labelNames: ['service'] as const,
       registers,
     }),
-    errors: new CellCounter({
+    errors: new CellCounterRow({
+      columns: ERROR_CAUSES,
       name: 'kubeproxy_errors_total',
       help: 'Errors by cause (ERROR_CAUSES, the kinds of ProxyError): every failed upstream attempt (connect, timeout, reset, upstream_protocol), and every request the proxy failed or rejected for a cause no attempt reported.',
       labelNames: ['service', 'cause'] as const,
@@ -488,7 +559,7 @@ function declareFamily(registry: Registry) {
       labelNames: ['service'] as const,
       registers,
     }),
-    inflight: new Gauge({
+    inflight: new CellGauge({
       name: 'kubeproxy_inflight_requests',
       help: 'Client requests currently being handled.',
       labelNames: ['service'] as const,
@@ -499,13 +570,14 @@ function declareFamily(registry: Registry) {
       help: 'Open client connections.',
       registers,
     }),
-    upstreamInflight: new Gauge({
+    upstreamInflight: new CellGauge({
       name: 'kubeproxy_upstream_inflight',
       help: 'Requests currently dispatched to an upstream (connection pool use).',
       labelNames: ['service', 'upstream'] as const,
       registers,
     }),
-    cacheRequests: new CellCounter({
+    cacheRequests: new CellCounterRow({
+      columns: CACHE_RESULTS,
       name: 'kubeproxy_cache_requests_total',
       help: 'Cache lookups by result (hit, miss, stale, revalidated, bypass).',
       labelNames: ['service', 'result'] as const,
@@ -526,13 +598,14 @@ function declareFamily(registry: Registry) {
       help: 'Cache entries evicted to make room.',
       registers,
     }),
-    healthChecks: new CellCounter({
+    healthChecks: new CellCounterRow({
+      columns: PROBE_RESULTS,
       name: 'kubeproxy_health_checks_total',
       help: 'Active health-check probes by result (success, failure).',
       labelNames: ['service', 'upstream', 'result'] as const,
       registers,
     }),
-    instanceHealthy: new Gauge({
+    instanceHealthy: new CellGauge({
       name: 'kubeproxy_instance_healthy',
       help: 'Whether an upstream is currently considered healthy (1) or not (0).',
       labelNames: ['service', 'upstream'] as const,
@@ -610,50 +683,50 @@ function declareEventLoop(registry: Registry, resolutionMs: number): () => void 
 class UpstreamHandle implements UpstreamMetrics {
   /** False once removed: a detached handle must not re-create its series. */
   #live = true;
-  readonly #inflight: Gauge.Internal<string>;
-  readonly #duration: HistogramCell;
-  readonly #checkOk: CounterCell;
-  readonly #checkFail: CounterCell;
-  readonly #healthy: Gauge.Internal<string>;
+  readonly #f: Family;
+  readonly #inflight: GaugeCell;
+  readonly #checks: CounterRowCell;
   readonly #ejections: CounterCell;
+  // Made on first use: a histogram series is exported once it has an observation, and health
+  // stays absent until known, so an upstream that never gets traffic holds neither.
+  #duration: HistogramCell | undefined;
+  #healthy: GaugeCell | undefined;
 
   constructor(
     f: Family,
     readonly service: string,
     readonly address: string,
   ) {
+    this.#f = f;
     const labels = { service, upstream: address };
-    this.#inflight = f.upstreamInflight.labels(labels);
-    this.#duration = f.upstreamDuration.cell(labels);
-    this.#checkOk = f.healthChecks.cell({ service, upstream: address, result: 'success' });
-    this.#checkFail = f.healthChecks.cell({ service, upstream: address, result: 'failure' });
-    this.#healthy = f.instanceHealthy.labels(labels);
+    // Counters and the pool gauge are exported at 0 from the start, so that rate() and
+    // increase() see the first event.
+    this.#inflight = f.upstreamInflight.cell(labels);
+    this.#checks = f.healthChecks.cell(labels);
     this.#ejections = f.ejections.cell(labels);
-    // Export counters and the pool gauge at 0 from the start, so that rate()
-    // and increase() see the first event. Health stays absent until known.
-    this.#inflight.set(0);
-    this.#checkOk.inc(0);
-    this.#checkFail.inc(0);
-    this.#ejections.inc(0);
   }
 
   dispatched(): void {
-    if (this.#live) this.#inflight.inc();
+    if (this.#live) this.#inflight.value++;
   }
   released(): void {
-    if (this.#live) this.#inflight.dec();
+    if (this.#live) this.#inflight.value--;
   }
   setInflight(requests: number): void {
-    if (this.#live) this.#inflight.set(requests);
+    if (this.#live) this.#inflight.value = requests;
   }
   observeResponseHeaders(value: number): void {
-    if (this.#live) this.#duration.observe(seconds(value));
+    if (!this.#live) return;
+    this.#duration ??= this.#f.upstreamDuration.cell({ service: this.service, upstream: this.address });
+    this.#duration.observe(seconds(value));
   }
   healthCheck(success: boolean): void {
-    if (this.#live) (success ? this.#checkOk : this.#checkFail).inc();
+    if (this.#live) this.#checks.inc(success ? 0 : 1);
   }
   setHealthy(healthy: boolean): void {
-    if (this.#live) this.#healthy.set(healthy ? 1 : 0);
+    if (!this.#live) return;
+    this.#healthy ??= this.#f.instanceHealthy.cell({ service: this.service, upstream: this.address });
+    this.#healthy.value = healthy ? 1 : 0;
   }
   ejected(): void {
     if (this.#live) this.#ejections.inc();
@@ -664,11 +737,10 @@ class UpstreamHandle implements UpstreamMetrics {
     this.#live = false;
     const { service, address } = this;
     const labels = { service, upstream: address };
-    f.upstreamInflight.remove(labels);
+    f.upstreamInflight.drop(labels);
     f.upstreamDuration.drop(labels);
-    f.healthChecks.drop({ service, upstream: address, result: 'success' });
-    f.healthChecks.drop({ service, upstream: address, result: 'failure' });
-    f.instanceHealthy.remove(labels);
+    f.healthChecks.drop(labels);
+    f.instanceHealthy.drop(labels);
     f.ejections.drop(labels);
   }
 }
@@ -679,17 +751,18 @@ class ServiceHandle implements ServiceMetrics {
   /** False once removed: a detached handle must not re-create its series. */
   #live = true;
   readonly #f: Family;
-  readonly #inflight: Gauge.Internal<string>;
+  readonly #inflight: GaugeCell;
   readonly #requestBytes: CounterCell;
   readonly #responseBytes: CounterCell;
   readonly #retries: CounterCell;
   readonly #discoveryErrors: CounterCell;
-  readonly #errors: CounterCell[];
-  readonly #cache: CounterCell[];
+  readonly #errors: CounterRowCell;
+  readonly #cache: CounterRowCell;
   // Request counter / histogram series by method*5+status, created lazily so
   // that only combinations that happen are exported (40 per service at most).
-  readonly #requests: (CounterCell | undefined)[] = new Array<CounterCell | undefined>(REQUEST_SLOTS);
-  readonly #durations: (HistogramCell | undefined)[] = new Array<HistogramCell | undefined>(REQUEST_SLOTS);
+  // Both arrays are made by the first request: a service that gets none holds neither.
+  #requests: (CounterCell | undefined)[] | undefined;
+  #durations: (HistogramCell | undefined)[] | undefined;
   readonly #upstreams = new Map<string, UpstreamHandle>();
 
   constructor(
@@ -698,29 +771,28 @@ class ServiceHandle implements ServiceMetrics {
   ) {
     this.#f = f;
     const labels = { service };
-    this.#inflight = f.inflight.labels(labels);
     // Fixed, small sets, exported at 0 up front (a cell exists from its
     // creation) so that rate() sees the first event.
+    this.#inflight = f.inflight.cell(labels);
     this.#requestBytes = f.requestBytes.cell(labels);
     this.#responseBytes = f.responseBytes.cell(labels);
     this.#retries = f.retries.cell(labels);
     this.#discoveryErrors = f.discoveryErrors.cell(labels);
-    this.#errors = ERROR_CAUSES.map((cause) => f.errors.cell({ service, cause }));
-    this.#cache = CACHE_RESULTS.map((result) => f.cacheRequests.cell({ service, result }));
-    this.#inflight.set(0);
+    this.#errors = f.errors.cell(labels);
+    this.#cache = f.cacheRequests.cell(labels);
   }
 
   requestStarted(): void {
-    if (this.#live) this.#inflight.inc();
+    if (this.#live) this.#inflight.value++;
   }
 
   setInflight(requests: number): void {
-    if (this.#live) this.#inflight.set(requests);
+    if (this.#live) this.#inflight.value = requests;
   }
 
   requestFinished(method: string, status: number, durationSeconds: number): void {
     if (!this.#live) return;
-    this.#inflight.dec();
+    this.#inflight.value--;
     this.observeRequest(method, status, durationSeconds);
   }
 
@@ -729,12 +801,14 @@ class ServiceHandle implements ServiceMetrics {
     const m = methodIndex(method);
     const s = statusIndex(status);
     const slot = m * STATUS_CLASSES.length + s;
-    let counter = this.#requests[slot];
-    let histogram = this.#durations[slot];
+    const requests = (this.#requests ??= new Array<CounterCell | undefined>(REQUEST_SLOTS));
+    const durations = (this.#durations ??= new Array<HistogramCell | undefined>(REQUEST_SLOTS));
+    let counter = requests[slot];
+    let histogram = durations[slot];
     if (counter === undefined || histogram === undefined) {
       const labels = { service: this.service, method: METHOD_CLASSES[m]!, status_class: STATUS_CLASSES[s]! };
-      counter = this.#requests[slot] = this.#f.requests.cell(labels);
-      histogram = this.#durations[slot] = this.#f.requestDuration.cell(labels);
+      counter = requests[slot] = this.#f.requests.cell(labels);
+      histogram = durations[slot] = this.#f.requestDuration.cell(labels);
     }
     counter.inc();
     histogram.observe(seconds(durationSeconds));
@@ -748,14 +822,14 @@ class ServiceHandle implements ServiceMetrics {
   }
   error(cause: ErrorCause): void {
     const i = ERROR_CAUSE_INDEX.get(cause);
-    if (this.#live && i !== undefined) this.#errors[i]!.inc();
+    if (this.#live && i !== undefined) this.#errors.inc(i);
   }
   retry(count = 1): void {
     if (this.#live && count > 0) this.#retries.inc(count);
   }
   cache(result: CacheResult | ''): void {
     const i = CACHE_RESULT_INDEX.get(result);
-    if (this.#live && i !== undefined) this.#cache[i]!.inc();
+    if (this.#live && i !== undefined) this.#cache.inc(i);
   }
   discoveryError(): void {
     if (this.#live) this.#discoveryErrors.inc();
@@ -793,7 +867,7 @@ class ServiceHandle implements ServiceMetrics {
     const service = this.service;
     for (const address of [...this.#upstreams.keys()]) this.removeUpstream(address);
     for (let slot = 0; slot < REQUEST_SLOTS; slot++) {
-      if (this.#requests[slot] === undefined) continue;
+      if (this.#requests?.[slot] === undefined) continue;
       const labels = {
         service,
         method: METHOD_CLASSES[(slot / STATUS_CLASSES.length) | 0]!,
@@ -803,13 +877,13 @@ class ServiceHandle implements ServiceMetrics {
       f.requestDuration.drop(labels);
     }
     const labels = { service };
-    f.inflight.remove(labels);
+    f.inflight.drop(labels);
     f.requestBytes.drop(labels);
     f.responseBytes.drop(labels);
     f.retries.drop(labels);
     f.discoveryErrors.drop(labels);
-    for (const cause of ERROR_CAUSES) f.errors.drop({ service, cause });
-    for (const result of CACHE_RESULTS) f.cacheRequests.drop({ service, result });
+    f.errors.drop(labels);
+    f.cacheRequests.drop(labels);
   }
 }
 
