@@ -14,8 +14,11 @@ import { createMetrics, describeMetrics, type ProxyMetrics } from '../src/metric
 const DASHBOARD = new URL('../deploy/monitoring/grafana-dashboard.json', import.meta.url);
 const RULES = new URL('../deploy/monitoring/kubeproxy-rules.yaml', import.meta.url);
 
-/** Labels Prometheus attaches to every scraped series (scrape target labels). */
-const TARGET_LABELS = ['job', 'instance'];
+/**
+ * Labels Prometheus attaches to every scraped series (scrape target labels): job and instance
+ * always; namespace and pod from Kubernetes service discovery (the chart's ServiceMonitor).
+ */
+const TARGET_LABELS = ['job', 'instance', 'namespace', 'pod'];
 
 // ---------------------------------------------------------------------------
 // PromQL tokenizer and checker
@@ -294,6 +297,8 @@ before(async () => {
     for (const s of d.series) exported.set(s.name, new Set([...s.labelNames, ...TARGET_LABELS]));
   }
   for (const [k, v] of exported) catalog.set(k, v);
+  // `up`: the series Prometheus itself writes for every scrape target.
+  catalog.set('up', new Set(TARGET_LABELS));
   // Recording rules: the series they produce carry their outer by() labels.
   for (const r of loadRules()) {
     if (!r.record) continue;
@@ -376,7 +381,7 @@ describe('Prometheus rules', () => {
   it('alerts use the recorded SLIs for every window they need', () => {
     const records = new Set(loadRules().flatMap((r) => (r.record ? [r.record] : [])));
     for (const sli of ['availability', 'latency']) {
-      for (const w of ['5m', '30m', '1h', '6h', '3d']) {
+      for (const w of ['5m', '30m', '1h', '2h', '6h', '1d', '3d']) {
         assert.ok(records.has(`service:kubeproxy_${sli}_sli:ratio_rate${w}`), `${sli} ${w}`);
       }
     }
