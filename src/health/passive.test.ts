@@ -48,6 +48,8 @@ const cfg = (over: Partial<OutlierConfig> = {}): OutlierConfig => ({
 
 function setup(n: number, over: Partial<OutlierConfig> = {}) {
   const clock = new FakeClock();
+  /** What the connect probe answers, and how many probes were made. */
+  const reach = { up: false, probes: 0 };
   const events: string[] = [];
   const durations: number[] = [];
   const detector = new OutlierDetector<OutlierInstance>(
@@ -59,6 +61,10 @@ function setup(n: number, over: Partial<OutlierConfig> = {}) {
       onReadmit: (i, s) => events.push(`readmit ${s}/${i.id}`),
     },
     clock,
+    () => {
+      reach.probes++;
+      return Promise.resolve(reach.up);
+    },
   );
   const instances: OutlierInstance[] = Array.from({ length: n }, (_, k) => ({ id: `10.0.0.${k + 1}:80`, ejected: false }));
   const service = { name: 'web', outlier: cfg(over), instances };
@@ -66,7 +72,8 @@ function setup(n: number, over: Partial<OutlierConfig> = {}) {
     for (let k = 0; k < times; k++) detector.record(i, service, 0, new ProxyError('connect', 'refused', true));
   };
   const status = (i: OutlierInstance, s: number) => detector.record(i, service, s, undefined);
-  return { clock, detector, instances, service, events, durations, fail, status };
+  const unreachable = (i: OutlierInstance) => detector.record(i, service, 0, new ProxyError('connect', 'refused', true, { unreachable: true }));
+  return { clock, detector, instances, service, events, durations, fail, status, reach, unreachable };
 }
 
 test('an instance is ejected after the configured number of consecutive failures, not before', () => {
@@ -202,4 +209,61 @@ test('stop clears every readmission timer', () => {
   assert.equal(clock.pending, 0);
   fail(instances[1]!, 3);
   assert.equal(instances[1]!.ejected, false, 'a stopped detector ejects nothing');
+});
+
+/** Lets the probe's promise settle after the fake clock fired it. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+test('an unreachable instance is out at once, even beyond maxEjectionPercent', () => {
+  const { instances, unreachable, events, durations } = setup(2, { maxEjectionPercent: 50 });
+  unreachable(instances[0]!);
+  unreachable(instances[1]!);
+  assert.deepEqual(instances.map((i) => i.ejected), [true, true]);
+  assert.deepEqual(events, ['eject web/10.0.0.1:80', 'eject web/10.0.0.2:80']);
+  assert.deepEqual(durations, [0, 0], 'no ejection time: out until a probe connects');
+});
+
+test('an unreachable instance is readmitted as soon as a connect probe succeeds, however long it was out', async () => {
+  const { instances, unreachable, clock, reach, events } = setup(3);
+  const i = instances[0]!;
+  unreachable(i);
+  // Probes keep failing for ten minutes: longer than any ejection time.
+  for (let t = 0; t < 600_000; t += 100) {
+    clock.advance(100);
+    await settle();
+  }
+  assert.equal(i.ejected, true);
+  assert.ok(reach.probes >= 1100 && reach.probes <= 1300, `probed about every 500 ms (${reach.probes} probes)`);
+  reach.up = true;
+  clock.advance(500);
+  await settle();
+  assert.equal(i.ejected, false);
+  assert.deepEqual(events, ['eject web/10.0.0.1:80', 'readmit web/10.0.0.1:80']);
+});
+
+test('an instance that accepts connections but drops every request is ejected on the timer after enough failures', async () => {
+  const { instances, unreachable, clock, reach, durations } = setup(4, { consecutiveFailures: 3 });
+  const i = instances[0]!;
+  reach.up = true;
+  for (let k = 0; k < 2; k++) {
+    unreachable(i);
+    assert.equal(i.ejected, true);
+    clock.advance(100);
+    await settle();
+    assert.equal(i.ejected, false, 'readmitted by the probe');
+  }
+  unreachable(i);
+  assert.deepEqual(durations, [0, 0, 1000], 'the third failure in a row is an ejection with a time');
+  clock.advance(100);
+  await settle();
+  assert.equal(i.ejected, true, 'a probe does not end a timed ejection');
+});
+
+test('outlier detection turned off takes no unreachable instance out either', () => {
+  const a = setup(2, { enabled: false });
+  a.unreachable(a.instances[0]!);
+  assert.equal(a.instances[0]!.ejected, false);
+  const b = setup(2, { maxEjectionPercent: 0 });
+  b.unreachable(b.instances[0]!);
+  assert.equal(b.instances[0]!.ejected, false);
 });

@@ -17,6 +17,15 @@
  *   unavailable, Service.pick tries them anyway (panic mode) rather than answering 503 to everyone.
  * - Results that arrive while an instance is ejected (requests that were in flight, panic-mode
  *   traffic) are ignored: they neither extend nor end the ejection.
+ * - An instance that could not be reached (connect refused or timed out, or the connection closed
+ *   before any response byte: `ProxyError.unreachable`) is taken out at once, not after
+ *   `consecutiveFailures`, and regardless of `maxEjectionPercent` (sending to it cannot succeed,
+ *   so keeping it in rotation protects nothing). It is readmitted as soon as a TCP connect to it
+ *   succeeds, tried every 100 ms at first and then every 500 ms, so an instance that comes back is
+ *   in rotation within about half a second, however often it was out before. Each such failure
+ *   still counts towards `consecutiveFailures`: an instance that accepts connections and drops
+ *   every request is ejected on the timer like any other failing instance. Like Envoy's split of
+ *   "locally originated" errors, and Linkerd's probe of a tripped endpoint.
  *
  * State is kept per Instance object, which survives reloads, so a reload neither readmits an
  * ejected instance nor forgets its failure count. Settings are read from the Service passed with
@@ -24,12 +33,21 @@
  */
 import type { ErrorCause, ProxyError } from '../errors.ts';
 import type { OutlierConfig } from '../config/schema.ts';
+import { canConnect } from './connect-probe.ts';
 
 /** What the detector needs of an instance (an `Instance` in the proxy). */
 export interface OutlierInstance {
   readonly id: string;
   ejected: boolean;
+  /** Where a connect probe goes; an instance without them is readmitted on the timer only. */
+  readonly address?: string;
+  readonly port?: number;
+  /** Left the config: probing stops. */
+  readonly draining?: boolean;
 }
+
+/** Resolves true when the instance accepts a TCP connection (health/connect-probe.ts in the proxy). */
+export type ReachabilityProbe<I> = (instance: I) => Promise<boolean>;
 
 /** What the detector needs of a service (a `Service` in the proxy). */
 export interface OutlierService<I extends OutlierInstance> {
@@ -40,8 +58,12 @@ export interface OutlierService<I extends OutlierInstance> {
 
 /** Hooks for logs and metrics. */
 export interface OutlierEvents<I extends OutlierInstance> {
-  /** `instance` was ejected for `durationMs`; `ejections` counts its ejections in a row. */
-  onEject?(instance: I, service: string, durationMs: number, ejections: number): void;
+  /**
+   * `instance` was ejected for `durationMs`; `ejections` counts its ejections in a row. For an
+   * unreachable instance `reason` is 'unreachable' and `durationMs` 0: it is out until a connect
+   * probe succeeds.
+   */
+  onEject?(instance: I, service: string, durationMs: number, ejections: number, reason: 'failures' | 'unreachable'): void;
   /** `instance` is back in rotation. */
   onReadmit?(instance: I, service: string): void;
 }
@@ -65,6 +87,11 @@ const realClock: OutlierClock = {
 /** Causes that say something about the instance; the others are the client's or the proxy's doing. */
 const INSTANCE_FAILURES: ReadonlySet<ErrorCause> = new Set<ErrorCause>(['connect', 'reset', 'timeout', 'upstream_protocol']);
 
+/** Connect probes of an unreachable instance: soon at first, then at this pace. */
+const PROBE_FIRST_MS = 100;
+const PROBE_EVERY_MS = 500;
+const PROBE_TIMEOUT_MS = 1000;
+
 interface State {
   consecutive: number;
   /** Ejections in a row (the multiplier of the ejection time). */
@@ -72,6 +99,16 @@ interface State {
   /** clock.now() of the last readmission. */
   readmittedAt: number;
   timer: unknown;
+  /** Out because it could not be reached: readmitted by a connect probe, not by the timer. */
+  unreachable: boolean;
+  /** The delay before the next connect probe. */
+  probeDelay: number;
+}
+
+function defaultProbe(instance: OutlierInstance): Promise<boolean> {
+  // Nowhere to probe: readmitted at the first probe time, and taken out again if it still fails.
+  if (instance.address === undefined || instance.port === undefined) return Promise.resolve(true);
+  return canConnect(instance.address, instance.port, PROBE_TIMEOUT_MS);
 }
 
 export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
@@ -81,7 +118,11 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
   private stopped = false;
   private readonly listeners: Array<OutlierEvents<I>> = [];
 
-  constructor(events: OutlierEvents<I> = {}, private readonly clock: OutlierClock = realClock) {
+  constructor(
+    events: OutlierEvents<I> = {},
+    private readonly clock: OutlierClock = realClock,
+    private readonly probe: ReachabilityProbe<I> = defaultProbe,
+  ) {
     this.listeners.push(events);
   }
 
@@ -111,13 +152,13 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
       return;
     }
     if (st === undefined) {
-      st = { consecutive: 0, ejections: 0, readmittedAt: 0, timer: undefined };
+      st = { consecutive: 0, ejections: 0, readmittedAt: 0, timer: undefined, unreachable: false, probeDelay: PROBE_FIRST_MS };
       this.states.set(instance, st);
     }
     st.consecutive++;
     // Over the share: the count stays at the threshold, so the next failure tries again.
-    if (st.consecutive < cfg.consecutiveFailures || !this.mayEject(service)) return;
-    this.eject(instance, service.name, st, cfg);
+    if (st.consecutive >= cfg.consecutiveFailures && this.mayEject(service)) return this.eject(instance, service.name, st, cfg);
+    if (failure?.unreachable === true && cfg.maxEjectionPercent > 0) this.takeOut(instance, service.name, st);
   }
 
   /** Consecutive failures counted for `instance` (for status pages and tests). */
@@ -154,13 +195,41 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
     instance.ejected = true;
     this.ejected.add(instance);
     st.timer = this.clock.setTimeout(() => this.readmit(instance, service, st), durationMs);
-    for (const l of this.listeners) l.onEject?.(instance, service, durationMs, st.ejections);
+    for (const l of this.listeners) l.onEject?.(instance, service, durationMs, st.ejections, 'failures');
+  }
+
+  /** Out of rotation until a connect probe succeeds (the timer below only paces the probes). */
+  private takeOut(instance: I, service: string, st: State): void {
+    st.unreachable = true;
+    st.probeDelay = PROBE_FIRST_MS;
+    instance.ejected = true;
+    this.ejected.add(instance);
+    st.timer = this.clock.setTimeout(() => this.probeOnce(instance, service, st), st.probeDelay);
+    for (const l of this.listeners) l.onEject?.(instance, service, 0, st.ejections, 'unreachable');
+  }
+
+  private probeOnce(instance: I, service: string, st: State): void {
+    st.timer = undefined;
+    if (this.stopped || !st.unreachable) return;
+    if (instance.draining === true) {
+      // It left the config: nobody will send to it again.
+      this.ejected.delete(instance);
+      return;
+    }
+    void this.probe(instance).then((ok) => {
+      if (this.stopped || !st.unreachable) return;
+      if (ok) return this.readmit(instance, service, st);
+      st.probeDelay = Math.min(st.probeDelay * 2, PROBE_EVERY_MS);
+      st.timer = this.clock.setTimeout(() => this.probeOnce(instance, service, st), st.probeDelay);
+    });
   }
 
   private readmit(instance: I, service: string, st: State): void {
     this.ejected.delete(instance);
     st.timer = undefined;
-    st.consecutive = 0;
+    // Readmitted by a probe: its failures so far still count (see the header).
+    if (!st.unreachable) st.consecutive = 0;
+    st.unreachable = false;
     st.readmittedAt = this.clock.now();
     instance.ejected = false;
     for (const l of this.listeners) l.onReadmit?.(instance, service);

@@ -17,7 +17,7 @@ export interface LoadOptions {
   concurrency: number;
   host: string;
   path?: string | ((index: number) => string);
-  method?: string;
+  method?: string | ((index: number) => string);
   /** Keep-alive connections to the proxy (default) or a new connection per request. */
   keepAlive?: boolean;
   /** Called before each request is started; return false to stop starting new ones. */
@@ -48,7 +48,7 @@ export async function runLoad(port: number, opts: LoadOptions): Promise<Outcome[
 
 function one(port: number, opts: LoadOptions, path: string, index: number, agent: Agent | false): Promise<Outcome> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: { host: opts.host }, agent }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: typeof opts.method === 'function' ? opts.method(index) : (opts.method ?? 'GET'), headers: { host: opts.host }, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString(), headers: res.headers, index }));
