@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ProxyError } from '../errors.ts';
 import type { HookName, Plugin } from './api.ts';
 import { HookContext, HookRequest, PluginChain, runHooks, type LoadedPlugin } from './chain.ts';
+import { RawHeaderMap } from './header-map.ts';
 
 function chainOf(plugins: Plugin[], options: { timeout?: number; inherited?: number } = {}) {
   const failures: Array<{ plugin: string; hook: HookName; err: unknown }> = [];
@@ -12,7 +13,8 @@ function chainOf(plugins: Plugin[], options: { timeout?: number; inherited?: num
 }
 
 function contextFor(headers: string[] = ['Host', 'web.test']): HookContext {
-  return new HookContext(new HookRequest('GET', '/a?b=1', 'web.test', headers, '127.0.0.1', 'req-1'), 'web');
+  const { chain } = chainOf([]);
+  return new HookContext(new HookRequest('GET', '/a?b=1', 'web.test', new RawHeaderMap(headers), '127.0.0.1', 'req-1'), 'web', chain);
 }
 
 test('synchronous hooks run in config order and return no Promise', () => {
@@ -88,8 +90,8 @@ test('respond() answers at once: the following onRequest hooks do not run', () =
   assert.equal(runHooks(chain, chain.onRequest, 'onRequest', ctx), undefined);
   assert.equal(after, false);
   assert.equal(ctx.answer?.status, 401);
-  assert.equal(ctx.answer?.body.toString(), 'token required\n');
-  assert.deepEqual(ctx.answer?.headers, ['WWW-Authenticate', 'Bearer', 'content-type', 'text/plain; charset=utf-8', 'content-length', '15']);
+  assert.equal(ctx.answer?.body, 'token required\n');
+  assert.deepEqual(ctx.answer?.headers, ['WWW-Authenticate', 'Bearer', 'content-type', 'text/plain; charset=utf-8']);
 });
 
 test('respond() outside onRequest, twice, or with a bad status is the plugin\'s error', () => {
@@ -99,6 +101,8 @@ test('respond() outside onRequest, twice, or with a bad status is the plugin\'s 
   assert.match(String((runHooks(twice.chain, twice.chain.onRequest, 'onRequest', contextFor()) as ProxyError).cause), /already called/);
   const bad = chainOf([{ name: 'bad', onRequest: (ctx) => ctx.respond(99) }]);
   assert.match(String((runHooks(bad.chain, bad.chain.onRequest, 'onRequest', contextFor()) as ProxyError).cause), /status must be an integer 200-599, got 99/);
+  const framing = chainOf([{ name: 'framing', onRequest: (ctx) => ctx.respond(200, 'x', { 'Content-Length': '99' }) }]);
+  assert.match(String((runHooks(framing.chain, framing.chain.onRequest, 'onRequest', contextFor()) as ProxyError).cause), /Content-Length frames the body/);
 });
 
 test('request.path is rewritten in onRequest only, and must stay a path', () => {

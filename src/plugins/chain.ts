@@ -6,6 +6,7 @@
  */
 import { ProxyError } from '../errors.ts';
 import type {
+  HeaderMap,
   HookName,
   HookResult,
   LogHookContext,
@@ -17,7 +18,7 @@ import type {
   ResponseHookContext,
   UpstreamHookContext,
 } from './api.ts';
-import { RawHeaderMap } from './header-map.ts';
+import { FRAMING, RawHeaderMap } from './header-map.ts';
 
 /** A plugin as loaded from the config. */
 export interface LoadedPlugin {
@@ -73,17 +74,19 @@ function hooks(plugins: readonly LoadedPlugin[], name: HookName): Hook[] {
   return out;
 }
 
-/** `ctx.respond()`'s answer, for the pipeline to send. */
+/** `ctx.respond()`'s answer, for the pipeline to send (it adds Content-Length and X-Request-Id). */
 export interface PluginAnswer {
   readonly status: number;
-  /** Raw header array: the plugin's headers, then content-type / content-length when missing. */
+  /** The plugin's header pairs, with a text/plain content-type for a string body that names none. */
   readonly headers: string[];
-  readonly body: Buffer;
+  readonly body: string | Buffer;
 }
+
+/** A header view that says whether a plugin changed it. */
+export type TrackedHeaderMap = HeaderMap & { readonly changed: boolean };
 
 /** The request as plugins see it. `path` is writable in onRequest only (a rewrite). */
 export class HookRequest {
-  readonly headers: RawHeaderMap;
   /** Set when onRequest assigned `path`. */
   pathChanged = false;
   /** @internal the hook context, to know which hook is running. */
@@ -92,13 +95,12 @@ export class HookRequest {
   constructor(
     readonly method: string,
     private currentPath: string,
-    readonly host: string,
-    headers: string[],
+    public host: string,
+    /** Replaced by the pipeline once the request for the instances exists (its changes must reach both). */
+    public headers: TrackedHeaderMap,
     readonly clientIp: string,
     readonly id: string,
-  ) {
-    this.headers = new RawHeaderMap(headers);
-  }
+  ) {}
 
   get path(): string {
     return this.currentPath;
@@ -127,6 +129,8 @@ export class HookContext implements RequestHookContext, UpstreamHookContext, Res
   private states: Array<Map<unknown, unknown> | undefined> | undefined = undefined;
   /** What `respond()` asked for. */
   answer: PluginAnswer | undefined = undefined;
+  /** A hook of this request failed: the error answer goes out without running hooks again. */
+  failed = false;
   /** Set by the pipeline before onUpstreamRequest, onResponse and onLog run. */
   upstream!: PluginUpstreamRequest;
   response!: PluginResponse;
@@ -135,6 +139,8 @@ export class HookContext implements RequestHookContext, UpstreamHookContext, Res
   constructor(
     readonly request: HookRequest,
     public service: string | undefined,
+    /** The chain the request runs: the proxy-level one, then its service's once routed. */
+    public chain: PluginChain,
   ) {
     request.owner = this;
   }
@@ -148,14 +154,12 @@ export class HookContext implements RequestHookContext, UpstreamHookContext, Res
     if (this.running !== 'onRequest') throw new TypeError('respond() can only be called in onRequest');
     if (this.answer !== undefined) throw new TypeError('respond() was already called for this request');
     if (!Number.isInteger(status) || status < 200 || status > 599) throw new TypeError(`respond(): status must be an integer 200-599, got ${String(status)}`);
-    const raw = new RawHeaderMap([]);
+    if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) throw new TypeError('respond(): body must be a string or a Uint8Array');
+    // The length is the proxy's to state (FRAMING): a plugin's own could disagree with the body.
+    const raw = new RawHeaderMap([], FRAMING);
     if (headers !== undefined) for (const [name, value] of Object.entries(headers)) raw.append(name, value);
-    const bytes = body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    if (typeof body === 'string' && !raw.has('content-type')) raw.append('content-type', 'text/plain; charset=utf-8');
-    // The length is the proxy's to state: a plugin's own would be wrong as soon as it disagrees with the body.
-    raw.delete('content-length');
-    raw.delete('transfer-encoding');
-    raw.append('content-length', String(bytes.length));
+    if (typeof body === 'string' && body !== '' && !raw.has('content-type')) raw.append('content-type', 'text/plain; charset=utf-8');
+    const bytes = body === undefined ? '' : typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     this.answer = { status, headers: raw.raw, body: bytes };
   }
 

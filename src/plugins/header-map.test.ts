@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHeaderMap } from './header-map.ts';
+import { FRAMING, MirroredHeaderMap, RawHeaderMap } from './header-map.ts';
 
 test('header names are case-insensitive and repeated fields join with a comma', () => {
   const h = new RawHeaderMap(['Accept', 'text/html', 'X-Tag', 'a', 'x-tag', 'b']);
@@ -33,4 +33,25 @@ test('a header value with CR or LF, or a bad name, is refused (no header injecti
   assert.throws(() => h.append('bad name', 'v'), /invalid header name "bad name"/);
   assert.throws(() => h.set('x-n', 1 as unknown as string), /value must be a string/);
   assert.deepEqual(h.raw, []);
+});
+
+test('a plugin cannot change the fields that frame the body', () => {
+  const h = new RawHeaderMap(['Content-Length', '5'], FRAMING);
+  assert.throws(() => h.set('content-length', '0'), /content-length frames the body/);
+  assert.throws(() => h.delete('Transfer-Encoding'), /frames the body/);
+  assert.throws(() => h.append('transfer-encoding', 'chunked'), /frames the body/);
+  assert.equal(h.get('content-length'), '5');
+});
+
+test('a mirrored view reads the first array and changes both', () => {
+  const client = ['Host', 'web.test', 'Accept', 'a'];
+  const upstream = ['Host', 'web.test', 'X-Forwarded-For', '1.2.3.4', 'Accept', 'a'];
+  const h = new MirroredHeaderMap(new RawHeaderMap(client), new RawHeaderMap(upstream));
+  h.set('accept', 'b');
+  h.append('x-user', 'ada');
+  h.delete('host');
+  assert.equal(h.get('x-forwarded-for'), null, 'reads see the client\'s headers');
+  assert.deepEqual(client, ['Accept', 'b', 'x-user', 'ada']);
+  assert.deepEqual(upstream, ['X-Forwarded-For', '1.2.3.4', 'Accept', 'b', 'x-user', 'ada']);
+  assert.equal(h.changed, true);
 });

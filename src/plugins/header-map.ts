@@ -6,6 +6,12 @@
  */
 import type { HeaderMap } from './api.ts';
 
+/**
+ * The fields that frame the message body (RFC 9112 §6): the proxy sets them from the body it
+ * really sends, so a plugin may read them but not change them.
+ */
+export const FRAMING = new Set(['content-length', 'transfer-encoding']);
+
 /** RFC 9110 §5.1: a field name is a token. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** RFC 9110 §5.5: no CR, LF or NUL in a field value (they would split or end the header block). */
@@ -15,7 +21,11 @@ export class RawHeaderMap implements HeaderMap {
   /** Set by any change: the owner of the array may need to re-read it. */
   changed = false;
 
-  constructor(readonly raw: string[]) {}
+  constructor(
+    readonly raw: string[],
+    /** Lower-case names a plugin may not change (FRAMING). */
+    private readonly fixed?: ReadonlySet<string>,
+  ) {}
 
   get(name: string): string | null {
     const lower = name.toLowerCase();
@@ -48,7 +58,7 @@ export class RawHeaderMap implements HeaderMap {
 
   set(name: string, value: string): void {
     checkField(name, value);
-    const lower = name.toLowerCase();
+    const lower = this.changeable(name);
     const raw = this.raw;
     let kept = false;
     let w = 0;
@@ -72,12 +82,13 @@ export class RawHeaderMap implements HeaderMap {
 
   append(name: string, value: string): void {
     checkField(name, value);
+    this.changeable(name);
     this.raw.push(name, value);
     this.changed = true;
   }
 
   delete(name: string): void {
-    const lower = name.toLowerCase();
+    const lower = this.changeable(name);
     const raw = this.raw;
     let w = 0;
     for (let r = 0; r < raw.length; r += 2) {
@@ -99,6 +110,63 @@ export class RawHeaderMap implements HeaderMap {
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
+  }
+
+  private changeable(name: string): string {
+    const lower = String(name).toLowerCase();
+    if (this.fixed?.has(lower)) throw new TypeError(`header ${name} frames the body and is set by the proxy: a plugin cannot change it`);
+    return lower;
+  }
+}
+
+/**
+ * One view over two header arrays: reads come from the first, changes go to both. A service's
+ * onRequest runs after the request for the instances was built from the client's headers; its
+ * changes must reach both (the instances get them, the cache matches Vary against them).
+ */
+export class MirroredHeaderMap implements HeaderMap {
+  constructor(
+    private readonly primary: RawHeaderMap,
+    private readonly mirror: RawHeaderMap,
+  ) {}
+
+  get changed(): boolean {
+    return this.primary.changed;
+  }
+
+  get(name: string): string | null {
+    return this.primary.get(name);
+  }
+
+  getAll(name: string): string[] {
+    return this.primary.getAll(name);
+  }
+
+  has(name: string): boolean {
+    return this.primary.has(name);
+  }
+
+  set(name: string, value: string): void {
+    this.primary.set(name, value);
+    this.mirror.set(name, value);
+  }
+
+  append(name: string, value: string): void {
+    this.primary.append(name, value);
+    this.mirror.append(name, value);
+  }
+
+  delete(name: string): void {
+    this.primary.delete(name);
+    this.mirror.delete(name);
+  }
+
+  entries(): IterableIterator<[string, string]> {
+    return this.primary.entries();
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.primary.entries();
   }
 }
 
