@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseInterceptor } from './cache/interceptor.ts';
 import type { ErrorCause } from './errors.ts';
 import type { BodyLimit } from './server/body-limit.ts';
+import type { RequestFields } from './server/request-fields.ts';
 import type { Snapshot } from './snapshot.ts';
 import type { UpstreamRequest } from './upstream/client.ts';
 import type { Instance } from './upstream/instance.ts';
@@ -42,6 +43,10 @@ export class RequestContext {
    * onRequest); the cache replaces it for a revalidation or a miss without client validators.
    */
   upstream: UpstreamRequest | undefined = undefined;
+  /** The request fields the phases read (server/request-fields.ts), scanned once at accept. */
+  fields: RequestFields | undefined = undefined;
+  /** The client sent `Expect: 100-continue`: 100 Continue is sent once the request is admitted. */
+  expectContinue = false;
   /** Counts a chunked request body against the size limit (set only for such bodies). */
   bodyLimit: BodyLimit | undefined = undefined;
   instance: Instance | undefined = undefined;
@@ -50,6 +55,8 @@ export class RequestContext {
   path = '';
   /** The Host header value as received (or the authority of an absolute-form target). */
   hostHeader = '';
+  /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
+  authority = '';
   /** Upstream attempts made (1 + retries). */
   attempts = 0;
   /** The response status: set before the head is written (a plugin's onResponse may change it). */

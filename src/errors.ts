@@ -124,11 +124,3 @@ export function finalAttemptError(serviceName: string, err: ProxyError): ProxyEr
   if (err.kind !== 'connect') return err;
   return new ProxyError('no_healthy_instance', `no instance of service "${serviceName}" could be reached (${err.message})`, false, { cause: err });
 }
-
-/**
- * @deprecated Retry-After now comes from the kind (server/respond.ts); kept until pipeline.ts
- * stops passing it (removed with the phase split).
- */
-export function errorHeaders(_err: ProxyError): string[] | undefined {
-  return undefined;
-}

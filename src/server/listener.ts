@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { ProxyError, type ErrorCause } from '../errors.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
+import { ProxyResponse } from './accept.ts';
 import { boundAddress, listenOn } from './bind.ts';
 import { errorBody, errorHead, sendRawError } from './respond.ts';
 
@@ -46,6 +47,8 @@ export class Listener {
       connectionsCheckingInterval: 1000,
       // HTTP/1.1 requests without Host are answered 400 by Node itself (RFC 9112 §3.2).
       requireHostHeader: true,
+      // Responses carry their request's context (server/accept.ts) as a declared field.
+      ServerResponse: ProxyResponse,
     });
     this.applyClientConfig(client);
     // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.

@@ -6,10 +6,10 @@
  * Node's parser refused).
  */
 import { STATUS_CODES } from 'node:http';
-import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RequestContext } from '../context.ts';
-import type { ProxyError } from '../errors.ts';
+import { ProxyError } from '../errors.ts';
+import { responseHooks } from './hooks.ts';
 
 /** `404 Not Found: <message>\n` */
 export function errorBody(err: ProxyError): string {
@@ -24,9 +24,8 @@ export function errorHead(err: ProxyError, requestId: string, body: string, extr
     'cache-control', 'no-store',
     'x-request-id', requestId,
   ];
+  if (err.retryAfter > 0) headers.push('retry-after', String(err.retryAfter));
   if (extra !== undefined) headers.push(...extra);
-  // TODO(phase split): callers in pipeline.ts still pass retry-after themselves.
-  if (err.retryAfter > 0 && (extra === undefined || !extra.includes('retry-after'))) headers.push('retry-after', String(err.retryAfter));
   if (err.closesConnection) headers.push('connection', 'close');
   return headers;
 }
@@ -43,16 +42,11 @@ export function sendError(ctx: RequestContext, err: ProxyError, extraHeaders?: r
     res.destroy();
     return;
   }
-  ctx.status = err.status;
   const body = errorBody(err);
-  const head = ctx.req.method === 'HEAD';
-  writeSimple(res, err.status, errorHead(err, ctx.id, body, extraHeaders), head ? '' : body);
-  ctx.bytesOut = head ? 0 : Buffer.byteLength(body);
-}
-
-export function writeSimple(res: ServerResponse, status: number, headers: string[], body: string): void {
-  res.writeHead(status, headers);
-  res.end(body);
+  ctx.status = err.status;
+  ctx.responseHeaders = errorHead(err, ctx.id, body, extraHeaders);
+  ctx.responseBody = body;
+  sendAnswer(ctx);
 }
 
 /** Writes a complete error answer on a raw socket (no http.ServerResponse exists for it) and closes it. */
@@ -68,11 +62,33 @@ export function sendRawError(socket: Duplex, err: ProxyError, requestId: string,
 }
 
 /**
- * Sends an answer the proxy makes itself from the request's record: `ctx.status`,
- * `ctx.responseHeaders` and `ctx.responseBody` (a cache hit, a plugin's `respond`, a 304 to the
- * client's conditional). No body for HEAD. Nothing is written once the client is gone.
+ * The respond phase for an answer the proxy makes itself, from the request's record:
+ * `ctx.status`, `ctx.responseHeaders` and `ctx.responseBody` (a cache hit, a plugin's `respond`,
+ * a 304 to the client's conditional, an error). The onResponse hooks see the head first. No
+ * body for HEAD. Nothing is written once the client is gone.
  */
 export function sendAnswer(ctx: RequestContext): void {
+  const res = ctx.res;
+  if (res.headersSent || res.destroyed) return;
+  const hooked = responseHooks(ctx);
+  if (hooked === undefined) return writeAnswer(ctx);
+  hooked.then(
+    () => writeAnswer(ctx),
+    (err: unknown) => {
+      // The hook failed on this very answer: the error goes out as it is, without hooks.
+      const e = err instanceof ProxyError ? err : new ProxyError('plugin_error', (err as Error)?.message ?? String(err));
+      ctx.errorCause = e.kind;
+      ctx.errorMessage = e.message;
+      const body = errorBody(e);
+      ctx.status = e.status;
+      ctx.responseHeaders = errorHead(e, ctx.id, body);
+      ctx.responseBody = body;
+      writeAnswer(ctx);
+    },
+  );
+}
+
+function writeAnswer(ctx: RequestContext): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) return;
   try {

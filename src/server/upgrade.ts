@@ -12,9 +12,12 @@ import { balancerKey } from '../upstream/hash-key.ts';
 import { upstreamRequestHeaders } from '../upstream/headers.ts';
 import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
 import { openTunnel } from '../upstream/tunnel.ts';
-import { clientIp, parseTarget, type PipelineHost } from './pipeline.ts';
+import { clientIp } from './accept.ts';
+import type { PipelineHost } from './host.ts';
 import { requestId } from './request-id.ts';
+import { scanRequestHeaders } from './request-fields.ts';
 import { sendRawError } from './respond.ts';
+import { forwardedScheme, parseTarget } from './validate.ts';
 
 export class UpgradeHandler {
   /** Open tunnels, for graceful shutdown. */
@@ -24,15 +27,16 @@ export class UpgradeHandler {
 
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const snapshot = this.host.snapshot;
-    const incomingId = req.headers['x-request-id'];
-    const id = requestId(typeof incomingId === 'string' ? incomingId : undefined);
+    // The same reading of the request as for any other (validate phase), with the same id rule.
+    const fields = scanRequestHeaders(req.rawHeaders);
+    const id = requestId(fields.requestId);
+    const ip = clientIp(req);
     socket.on('error', () => socket.destroy());
-    const target = parseTarget(req);
+    const target = parseTarget(req, fields, snapshot.isTrusted(ip) ? forwardedScheme(fields.forwardedProto) : 'http');
     if (typeof target === 'string') return sendRawError(socket, new ProxyError('bad_request', target), id);
     if (this.host.draining) return sendRawError(socket, new ProxyError('shutting_down', 'the proxy is shutting down'), id);
     const service = snapshot.router.match(target.host);
     if (service === undefined) return sendRawError(socket, new ProxyError('no_route', `no service is configured for host "${target.host}"`), id);
-    const ip = clientIp(req);
     const instance = service.pick({ hashKey: balancerKey(service.hashKey, ip, target.path, req) });
     if (instance === undefined) {
       return sendRawError(socket, new ProxyError('no_healthy_instance', `no instance of service "${service.name}" is available`), id);

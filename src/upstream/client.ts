@@ -18,8 +18,8 @@ export interface UpstreamRequest {
 }
 
 export interface UpstreamHandler {
-  /** Response headers arrived. `raw` are undici's raw header Buffers. */
-  onResponse(status: number, statusText: string, raw: Buffer[]): void;
+  /** Response headers arrived. `raw` are undici's raw header Buffers. Returning false (only) pauses the socket until `resume`. */
+  onResponse(status: number, statusText: string, raw: Buffer[]): unknown;
   /** Return false to pause the instance's socket until `resume` (given in onResponse's attempt) is called. */
   onData(chunk: Buffer): boolean;
   onEnd(trailers: Buffer[] | string[] | null): void;
@@ -72,8 +72,7 @@ export class Attempt {
     this.responseStarted = true;
     this.status = status;
     this.headersAt = performance.now();
-    this.handler.onResponse(status, statusText, raw);
-    return true;
+    return this.handler.onResponse(status, statusText, raw) !== false;
   }
 
   onData(chunk: Buffer): boolean {
@@ -105,7 +104,7 @@ export class Attempt {
     // cause, even when undici reports something else first (a connect error of a queued request).
     const mapped = this.aborted
       ? (this.abortReason ?? (err instanceof ProxyError ? err : new ProxyError('client_abort', 'client closed the connection')))
-      : upstreamError(err, this.instance.id);
+      : upstreamError(err, this.instance.id, this.responseStarted);
     // A request whose body stream was already read from cannot be replayed on another instance.
     this.handler.onError(mapped, this.responseStarted);
   }

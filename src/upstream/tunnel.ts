@@ -6,7 +6,6 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { STATUS_CODES } from 'node:http';
 import type { Instance } from './instance.ts';
 
 /** How long a tunnel stays half-closed (one side sent FIN) before both sides are closed. */
@@ -90,17 +89,4 @@ export function openTunnel(
     closeOne();
   });
   return upstream;
-}
-
-/**
- * Writes a complete error response on a raw socket and closes it.
- * @deprecated for the listener until it moves to server/respond.ts sendRawError (one error table).
- */
-export function rawErrorResponse(socket: Duplex, status: number, message: string, requestId: string, extra: string[] = []): void {
-  if (socket.destroyed) return;
-  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `cache-control: no-store\r\nx-request-id: ${requestId}\r\n${extra.map((v, i) => (i % 2 === 0 ? `${v}: ` : `${v}\r\n`)).join('')}connection: close\r\n\r\n${body}`,
-  );
 }

@@ -1,0 +1,66 @@
+/**
+ * The validate phase: the request target and Host (RFC 9112 §3.2) become the routed host, the
+ * path sent upstream and the authority the cache keys on; anything else is a 400 naming the
+ * problem. (CONNECT never gets here: Node emits it apart from requests and the Listener refuses
+ * it with a 405.)
+ */
+import type { IncomingMessage } from 'node:http';
+import { normalizeAuthority, type Scheme } from '../cache/key.ts';
+import type { RequestContext } from '../context.ts';
+import { ProxyError } from '../errors.ts';
+import { normaliseHost } from '../routing/host.ts';
+import { scanRequestHeaders, type RequestFields } from './request-fields.ts';
+
+interface Target {
+  /** The host that routes the request (routing/host.ts: no port). */
+  host: string;
+  /** The Host header value as received (or the authority of an absolute-form target). */
+  hostHeader: string;
+  /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
+  authority: string;
+  path: string;
+}
+
+/** The error to answer (400) when the target or Host is unusable. */
+export function validate(ctx: RequestContext): ProxyError | undefined {
+  const fields = ctx.fields!;
+  const trusted = ctx.snapshot!.isTrusted(ctx.clientIp);
+  const target = parseTarget(ctx.req, fields, trusted ? forwardedScheme(fields.forwardedProto) : 'http');
+  if (typeof target === 'string') return new ProxyError('bad_request', target);
+  ctx.host = target.host;
+  ctx.hostHeader = target.hostHeader;
+  ctx.authority = target.authority;
+  ctx.path = target.path;
+  return undefined;
+}
+
+/**
+ * Origin-form and absolute-form request targets (RFC 9112 §3.2); an error message otherwise.
+ * `scheme` is the one the client used (from a trusted X-Forwarded-Proto): it decides which port
+ * is the default one, dropped from the authority as the cache key drops it.
+ */
+export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRequestHeaders(req.rawHeaders), scheme: Scheme = 'http'): Target | string {
+  const url = req.url ?? '';
+  let hostHeader = fields.host;
+  let path = url;
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    const m = /^(https?):\/\/([^/?#]+)([^#]*)/i.exec(url);
+    if (m === null) return `request target "${url.slice(0, 100)}" is neither a path nor an absolute URL`;
+    // RFC 9112 §3.2.2: the authority of an absolute-form target replaces the Host header.
+    scheme = m[1]!.toLowerCase() as Scheme;
+    hostHeader = m[2]!;
+    path = m[3] === '' ? '/' : m[3]!.startsWith('/') ? m[3]! : `/${m[3]!}`;
+  }
+  if (hostHeader === undefined || hostHeader === '') return 'missing Host header';
+  // RFC 9112 §3.2: more than one Host field line is a 400; Node would silently keep the first.
+  if (fields.hostCount > 1) return 'more than one Host header';
+  const host = normaliseHost(hostHeader);
+  const authority = normalizeAuthority(hostHeader, scheme);
+  if (host === undefined || authority === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
+  return { host, hostHeader, authority, path };
+}
+
+/** The scheme a trusted X-Forwarded-Proto names first, as the cache reads it (cache/flow.ts requestScheme). */
+export function forwardedScheme(proto: string | undefined): Scheme {
+  return proto !== undefined && /^\s*https\s*(,|$)/i.test(proto) ? 'https' : 'http';
+}
