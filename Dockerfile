@@ -28,6 +28,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 
 # 3. Runtime: compiled code, production modules, the bin scripts and the example configs.
 FROM ${NODE_IMAGE}
+# tini as PID 1: the kernel ignores a signal that PID 1 has no handler for, so with node as PID 1 a
+# SIGTERM during its start (before the CLI's handlers exist) would wait for the kubelet's SIGKILL.
+# tini forwards every signal to node, which is then an ordinary process (Kubernetes has no --init).
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 # Nothing may be written outside /tmp (the chart runs with a read-only root filesystem and mounts
 # an emptyDir there); HOME points there for any library that looks for it.
 ENV NODE_ENV=production \
@@ -43,8 +47,8 @@ COPY examples ./examples
 # A numeric user, so Kubernetes can check runAsNonRoot without a passwd lookup.
 USER 10001:10001
 EXPOSE 8080 9901
-# Exec form, no shell in between: SIGTERM reaches node, which fails readiness, drains and exits 0.
-# The V8 flags are src/v8-flags.ts's (why: there).
+# Exec form, no shell in between: tini passes SIGTERM to node, which fails readiness, drains and
+# exits 0 (tini exits with node's status). The V8 flags are src/v8-flags.ts's (why: there).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--no-memory-reducer", "bin/kubeproxy"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--no-memory-reducer", "bin/kubeproxy"]
 CMD ["--config", "/etc/kubeproxy/config.yaml"]

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
@@ -157,20 +157,24 @@ describe('Dockerfile', () => {
     assert.match(demo, new RegExp(`runAsUser: ${uid}\\b`));
   });
 
-  it('ENTRYPOINT is exec form and runs a bin of the package, so SIGTERM reaches node directly', () => {
+  it('ENTRYPOINT is exec form: tini as PID 1 forwarding signals to node, which runs a bin of the package', () => {
     const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
-    assert.equal(entry[0], 'node');
+    assert.deepEqual(entry.slice(0, 3), ['/usr/bin/tini', '--', 'node']);
+    assert.ok(
+      all(final, 'RUN').some((r) => /apt-get install\b.*\btini\b/.test(r.args)),
+      'the runtime stage installs tini (Debian package)',
+    );
     const bin = entry.at(-1)!;
     assert.ok(Object.values(pkg.bin).includes(bin), `${bin} is a bin of package.json`);
     assert.ok(existsSync(join(ROOT, bin)));
     assert.match(readText(bin), /from '\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
     assert.equal(all(final, 'STOPSIGNAL').at(-1)?.args, 'SIGTERM');
-    assert.ok(!/\b(sh|bash) -c\b|tini|dumb-init/.test(entry.join(' ')));
+    assert.ok(!/\b(sh|bash) -c\b/.test(entry.join(' ')), 'no shell in between');
   });
 
   it('the image starts node with the V8 flags of src/v8-flags.ts, and nothing else', () => {
     const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
-    assert.deepEqual(entry.slice(1, -1), [...V8_FLAGS]);
+    assert.deepEqual(entry.slice(3, -1), [...V8_FLAGS]);
   });
 
   it('CMD passes arguments the CLI accepts', async () => {
@@ -207,7 +211,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it("the runtime stage's layout runs: bin/kubeproxy starts the compiled proxy, it serves, writes nothing, and exits 0 on SIGTERM", async () => {
+  it("the runtime stage's layout runs: bin/kubeproxy starts the compiled proxy, it serves, writes nothing, and exits 0 on SIGTERM, also as PID 1 at any moment of its start", async () => {
     // The build stage's command, then the runtime stage's copies, into a temp "image".
     const image = mkdtempSync(join(tmpdir(), 'kubeproxy-image-'));
     const origin = await namedOrigin('upstream');
@@ -241,8 +245,10 @@ describe('Dockerfile', () => {
       );
       const before = listFiles(image);
 
-      const entry = execForm(all(final, 'ENTRYPOINT').at(-1));
-      child = spawn(entry[0] === 'node' ? process.execPath : entry[0]!, [...entry.slice(1), '--config', join(configDir, 'config.yaml')], {
+      // The image's ENTRYPOINT, with this machine's node; tini from Debian's package (.ci/apt-packages).
+      const entry = execForm(all(final, 'ENTRYPOINT').at(-1)).map((a) => (a === 'node' ? process.execPath : a));
+      assert.ok(existsSync(entry[0]!), `${entry[0]} is installed (apt-get install tini; listed in .ci/apt-packages)`);
+      child = spawn(entry[0]!, [...entry.slice(1), '--config', join(configDir, 'config.yaml')], {
         cwd: image,
         env: { PATH: process.env.PATH, HOME: home, NODE_ENV: 'production', KUBEPROXY_LOG_LEVEL: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -266,6 +272,41 @@ describe('Dockerfile', () => {
       assert.match(output, /"msg":"stopped"/);
       assert.deepEqual(listFiles(image), before, 'nothing written to the image (read-only root filesystem)');
       assert.deepEqual(readdirSync(home), [], 'nothing written to HOME either');
+
+      // PID 1 ignores a signal it has no handler for: with node as PID 1, a SIGTERM before the
+      // CLI's handlers exist would leave the pod up until the kubelet's SIGKILL. The ENTRYPOINT,
+      // started as PID 1 of a new PID namespace (unshare, where allowed: as in a container), must
+      // end promptly on a SIGTERM sent at any moment of the start: 0 once the proxy drains, 143
+      // (128 + SIGTERM, tini passing on node's end) before node has its handlers.
+      const pid1 = (await runCommand('unshare', ['--pid', '--fork', '--kill-child', 'true']).catch(() => ({ code: 1 }))).code === 0;
+      for (const afterMs of [0, 30, 100, 300, 1000]) {
+        const wrapped = pid1 ? ['unshare', '--pid', '--fork', '--kill-child', ...entry] : entry;
+        const run = spawn(wrapped[0]!, [...wrapped.slice(1), '--config', join(configDir, 'config.yaml')], {
+          cwd: image,
+          env: { PATH: process.env.PATH, HOME: home, NODE_ENV: 'production', KUBEPROXY_LOG_LEVEL: 'silent' },
+          stdio: 'ignore',
+        });
+        const ended = new Promise<[number | null, string | null]>((resolve) => run.on('exit', (code, signal) => resolve([code, signal])));
+        try {
+          // The ENTRYPOINT's process (as PID 1 it is unshare's child), signalled from outside as the container runtime does.
+          let target: number | undefined = pid1 ? undefined : run.pid;
+          for (let i = 0; target === undefined && i < 500; i++) {
+            const children = readChildren(run.pid!);
+            if (children.length > 0) target = children[0];
+            else await new Promise((r) => setTimeout(r, 2));
+          }
+          assert.ok(target, 'the node process started');
+          await new Promise((r) => setTimeout(r, afterMs));
+          process.kill(target, 'SIGTERM');
+          const result = await Promise.race([ended, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000))]);
+          assert.ok(
+            result !== 'hung' && result[1] === null && (result[0] === 0 || result[0] === 143),
+            `SIGTERM ${afterMs} ms into the start${pid1 ? ' (as PID 1)' : ''}: ends with 0 or 143, not ${JSON.stringify(result)}`,
+          );
+        } finally {
+          if (run.exitCode === null && run.signalCode === null) run.kill('SIGKILL');
+        }
+      }
     } finally {
       if (child && child.exitCode === null) child.kill('SIGKILL');
       await origin.close();
@@ -273,6 +314,15 @@ describe('Dockerfile', () => {
     }
   });
 });
+
+/** Child pids of a process (Linux /proc), e.g. the PID-1 node under `unshare --fork`. */
+function readChildren(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
