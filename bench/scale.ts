@@ -3,9 +3,13 @@
 // instances (the two origin ports), metrics and access log on, one worker, pinned like the
 // main benchmark. Per start it records:
 //  - time to first 200: from spawn to the first proxied 200 (polled every 5 ms, Host = the
-//    last service's domain), so config parsing, snapshot building and listening all count;
-//  - RSS of the idle process 2 s after that first 200 (one instance has been used);
-//  - req/s of wrk on that one Host (routing cost: it should not depend on N).
+//    last service's domain), so config parsing, snapshot building and listening all count; and
+//    the CPU time the process used by then, which a busy machine inflates far less than the
+//    wall time;
+//  - RSS of the idle process 2 s after that first 200 (one instance has been used): what the
+//    start left, garbage of config parsing included (an idle process runs no GC);
+//  - req/s of wrk on that one Host (routing cost: it should not depend on N), and RSS after
+//    that load (its GCs have freed the start's garbage).
 // Bytes per never-used instance = (RSS at N - RSS at 1) / (2 N - 2): everything a service and
 // its instances add (config objects, Service, routes, Instance, metrics handles) shared out
 // over the instances.
@@ -18,7 +22,7 @@ import { PROJECT_DIR } from './build.ts';
 import { childEnv, type Ctx } from './contenders.ts';
 import { KUBEPROXY_BIN } from './kubeproxy.ts';
 import { median, waitForQuiet } from './measure.ts';
-import { treeRssKiB } from './procstat.ts';
+import { cpuSeconds, processTree, treeRssKiB } from './procstat.ts';
 import { freePort, logTail, sleep, startProcess, stopProcess } from './processes.ts';
 import { table } from './report.ts';
 import { runWrk } from './wrk.ts';
@@ -34,8 +38,10 @@ export interface ScaleOptions {
 
 interface ScaleSample {
   firstOkMs: number;
+  firstOkCpuMs: number;
   rssMiB: number;
   rps: number;
+  loadedRssMiB: number;
 }
 
 export interface ScaleRow {
@@ -43,8 +49,10 @@ export interface ScaleRow {
   instances: number;
   samples: ScaleSample[];
   firstOkMs: number;
+  firstOkCpuMs: number;
   rssMiB: number;
   rps: number;
+  loadedRssMiB: number;
 }
 
 const domainOf = (i: number) => `s${i}.scale.test`;
@@ -95,13 +103,14 @@ async function one(services: number, ctx: Ctx, o: ScaleOptions, config: string, 
     } catch (e) {
       throw new Error(`${(e as Error).message}${logTail(proc) ? `: ${logTail(proc)}` : ''}`);
     }
+    const firstOkCpuMs = cpuSeconds(processTree(proc.pid)) * 1000;
     await sleep(2000);
     const rssMiB = treeRssKiB(proc.pid) / 1024;
     const url = `http://127.0.0.1:${port}/small`;
     await runWrk({ url, host, durationS: o.warmupS, connections: o.connections, cpu: ctx.loadCpu });
     const r = await runWrk({ url, host, durationS: o.durationS, connections: o.connections, cpu: ctx.loadCpu });
     if (r.non2xx > 0 || r.socketErrors > 0) throw new Error(`wrk: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
-    return { firstOkMs, rssMiB, rps: r.rps };
+    return { firstOkMs, firstOkCpuMs, rssMiB, rps: r.rps, loadedRssMiB: treeRssKiB(proc.pid) / 1024 };
   } finally {
     await stopProcess(proc);
   }
@@ -119,7 +128,7 @@ export async function runScale(ctx: Ctx, o: ScaleOptions): Promise<ScaleRow[]> {
   for (let k = 0; k < o.runs; k++) {
     for (const s of k % 2 === 0 ? setups : [...setups].reverse()) {
       const sample = await one(s.n, ctx, o, s.file, s.port);
-      console.log(`[scale] ${String(s.n).padStart(5)} services: first 200 after ${sample.firstOkMs.toFixed(0)} ms, RSS ${sample.rssMiB.toFixed(1)} MiB, ${Math.round(sample.rps)} req/s`);
+      console.log(`[scale] ${String(s.n).padStart(5)} services: first 200 after ${sample.firstOkMs.toFixed(0)} ms (${sample.firstOkCpuMs.toFixed(0)} ms CPU), RSS ${sample.rssMiB.toFixed(1)} MiB, ${Math.round(sample.rps)} req/s, RSS after load ${sample.loadedRssMiB.toFixed(1)} MiB`);
       s.samples.push(sample);
     }
   }
@@ -128,28 +137,31 @@ export async function runScale(ctx: Ctx, o: ScaleOptions): Promise<ScaleRow[]> {
     instances: 2 * s.n,
     samples: s.samples,
     firstOkMs: median(s.samples.map((x) => x.firstOkMs)),
+    firstOkCpuMs: median(s.samples.map((x) => x.firstOkCpuMs)),
     rssMiB: median(s.samples.map((x) => x.rssMiB)),
     rps: median(s.samples.map((x) => x.rps)),
+    loadedRssMiB: median(s.samples.map((x) => x.loadedRssMiB)),
   }));
 }
 
 /** Bytes each instance beyond the first two adds to RSS (the N-service row against the 1-service row). */
-export function bytesPerInstance(rows: readonly ScaleRow[]): number {
+export function bytesPerInstance(rows: readonly ScaleRow[], rss: (r: ScaleRow) => number): number {
   const [small, large] = [rows[0]!, rows[rows.length - 1]!];
-  return ((large.rssMiB - small.rssMiB) * 1024 * 1024) / (large.instances - small.instances);
+  return ((rss(large) - rss(small)) * 1024 * 1024) / (large.instances - small.instances);
 }
 
 export function scaleTable(rows: readonly ScaleRow[]): string {
   const body = table(
-    ['services × 2 instances', 'time to first 200', 'RSS (idle, after it)', 'req/s, one Host'],
+    ['services × 2 instances', 'first 200 after (CPU used)', 'RSS idle after start', 'req/s, one Host', 'RSS after the load'],
     rows.map((r) => [
       r.services.toLocaleString('en-US'),
-      `${r.firstOkMs.toFixed(0)} ms`,
+      `${r.firstOkMs.toFixed(0)} ms (${r.firstOkCpuMs.toFixed(0)} ms)`,
       `${r.rssMiB.toFixed(1)} MiB`,
       Math.round(r.rps).toLocaleString('en-US'),
+      `${r.loadedRssMiB.toFixed(1)} MiB`,
     ]),
   );
-  const per = bytesPerInstance(rows);
+  const kib = (rss: (r: ScaleRow) => number) => `${(bytesPerInstance(rows, rss) / 1024).toFixed(1)} KiB`;
   const ratio = rows[rows.length - 1]!.rps / rows[0]!.rps;
-  return `${body}\n\nPer never-used instance: ${(per / 1024).toFixed(1)} KiB of RSS. req/s at ${rows[rows.length - 1]!.services.toLocaleString('en-US')} services / at 1: ${ratio.toFixed(2)}×. Medians of ${rows[0]!.samples.length} run(s), a fresh process each.`;
+  return `${body}\n\nRSS per never-used instance: ${kib((r) => r.rssMiB)} idle after start, ${kib((r) => r.loadedRssMiB)} after the load. req/s at ${rows[rows.length - 1]!.services.toLocaleString('en-US')} services / at 1: ${ratio.toFixed(2)}×. Medians of ${rows[0]!.samples.length} run(s), a fresh process each.`;
 }
