@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseInterceptor } from './cache/interceptor.ts';
 import type { ErrorCause } from './errors.ts';
+import type { HookContext } from './plugins/chain.ts';
 import type { BodyLimit } from './server/body-limit.ts';
 import type { RequestFields } from './server/request-fields.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -90,6 +91,8 @@ export class RequestContext {
   exchange: ClientCloseListener | undefined = undefined;
   /** The cache's state for this request (cache/flow.ts), for services with the cache on. */
   cache: RequestCache | undefined = undefined;
+  /** The plugins' view of this request (plugins/chain.ts), made by the first hook that runs; none without plugins. */
+  plugins: HookContext | undefined = undefined;
 
   constructor(
     readonly req: IncomingMessage,

@@ -1,8 +1,10 @@
 /**
- * The plugin hook points of the request path (src/plugins wires them): each runs the hooks of
- * its kind for one request and returns undefined when nothing is left to wait for, or a Promise
- * when a hook is async (the phase continues once it settles; a rejection is the plugin's error,
- * answered by the caller). With no plugin configured each is one check and no allocation.
+ * The plugin hook points of the request path: each runs the hooks of its kind for one request
+ * (src/plugins/chain.ts) over the plugins' view of it, and returns undefined when nothing is left
+ * to wait for, or a Promise when a hook is async or failed (the phase continues once it settles;
+ * a rejection is a `plugin_error` ProxyError naming the plugin, answered by the caller). With no
+ * plugin configured each is one check and no allocation; the view is made by the first hook that
+ * runs for a request.
  *
  *   requestHooks(ctx, 'proxy')    before routing and the cache: proxy-level onRequest
  *   requestHooks(ctx, 'service')  right after routing, before the cache key: the service's onRequest
@@ -16,17 +18,176 @@
  * the cache and the instances and sends that answer.
  */
 import type { RequestContext } from '../context.ts';
+import type { ProxyError } from '../errors.ts';
+import type { PluginLogRecord, PluginResponse } from '../plugins/api.ts';
+import { HookContext, HookRequest, runHooks, type HookOutcome, type PluginChain } from '../plugins/chain.ts';
+import { FRAMING, MirroredHeaderMap, RawHeaderMap } from '../plugins/header-map.ts';
+import { scanRequestHeaders } from './request-fields.ts';
+import { validate } from './validate.ts';
 
-export function requestHooks(_ctx: RequestContext, _level: 'proxy' | 'service'): Promise<void> | undefined {
+export function requestHooks(ctx: RequestContext, level: 'proxy' | 'service'): Promise<void> | undefined {
+  const plugins = ctx.snapshot!.plugins;
+  if (plugins === undefined) return undefined;
+  if (level === 'proxy') {
+    const chain = plugins.proxy;
+    if (chain === undefined || chain.onRequest.length === 0) return undefined;
+    return settle(ctx, runHooks(chain, chain.onRequest, 'onRequest', view(ctx, chain)), proxyRequestDone);
+  }
+  const service = ctx.service!.name;
+  const chain = plugins.forService(service);
+  if (chain === undefined) return undefined;
+  const h = ctx.plugins;
+  if (h !== undefined) {
+    h.chain = chain;
+    h.service = service;
+  }
+  if (chain.onRoutedRequest.length === 0) return undefined;
+  const v = view(ctx, chain);
+  // The request for the instances is built by now: changes reach it and the client's headers (Vary).
+  v.request.headers = new MirroredHeaderMap(new RawHeaderMap(ctx.requestHeaders, FRAMING), new RawHeaderMap(ctx.upstream!.headers, FRAMING));
+  v.request.pathChanged = false;
+  return settle(ctx, runHooks(chain, chain.onRoutedRequest, 'onRequest', v), serviceRequestDone);
+}
+
+export function upstreamRequestHooks(ctx: RequestContext): Promise<void> | undefined {
+  const plugins = ctx.snapshot!.plugins;
+  if (plugins === undefined) return undefined;
+  const chain = ctx.plugins?.chain ?? plugins.forService(ctx.service!.name);
+  if (chain === undefined || chain.onUpstreamRequest.length === 0) return undefined;
+  const v = view(ctx, chain);
+  const u = ctx.upstream!;
+  v.upstream = { instance: ctx.instance!.id, attempt: ctx.attempts, method: u.method, path: u.path, headers: new RawHeaderMap(u.headers, FRAMING) };
+  return settle(ctx, runHooks(chain, chain.onUpstreamRequest, 'onUpstreamRequest', v), nothing);
+}
+
+export function responseHooks(ctx: RequestContext): Promise<void> | undefined {
+  const plugins = ctx.snapshot!.plugins;
+  if (plugins === undefined) return undefined;
+  const h = ctx.plugins;
+  // The error answer of a failed hook goes out as it is: a plugin that failed is not run on its own 500.
+  if (h?.failed) return undefined;
+  const chain = h?.chain ?? (ctx.service === undefined ? plugins.proxy : plugins.forService(ctx.service.name));
+  if (chain === undefined || chain.onResponse.length === 0) return undefined;
+  const v = view(ctx, chain);
+  v.response = new ResponseView(ctx, v);
+  return settle(ctx, runHooks(chain, chain.onResponse, 'onResponse', v), nothing);
+}
+
+export function logHooks(ctx: RequestContext): void {
+  const plugins = ctx.snapshot!.plugins;
+  if (plugins === undefined) return;
+  const chain = ctx.plugins?.chain ?? (ctx.service === undefined ? plugins.proxy : plugins.forService(ctx.service.name));
+  if (chain === undefined || chain.onLog.length === 0) return;
+  const v = view(ctx, chain);
+  v.log = logRecord(ctx);
+  // Nothing reaches the client any more: a failing onLog is only reported (log line, metric) by the chain.
+  void runHooks(chain, chain.onLog, 'onLog', v);
+}
+
+/** The plugins' view of the request, made once. The client's header lines are copied first: node's rawHeaders stay as received. */
+function view(ctx: RequestContext, chain: PluginChain): HookContext {
+  let h = ctx.plugins;
+  if (h === undefined) {
+    ctx.requestHeaders = ctx.requestHeaders.slice();
+    const request = new HookRequest(ctx.method, ctx.path, ctx.host, new RawHeaderMap(ctx.requestHeaders, FRAMING), ctx.clientIp, ctx.id);
+    h = ctx.plugins = new HookContext(request, ctx.service?.name, chain);
+  }
+  return h;
+}
+
+/** Turns a run's outcome into the hook point's result: undefined (go on) or a Promise. */
+function settle(ctx: RequestContext, outcome: HookOutcome | Promise<HookOutcome>, done: (ctx: RequestContext) => ProxyError | undefined): Promise<void> | undefined {
+  if (outcome instanceof Promise) {
+    return outcome.then((err) => {
+      const e = err ?? done(ctx);
+      if (e !== undefined) throw failed(ctx, e);
+    });
+  }
+  const e = outcome ?? done(ctx);
+  // A failure costs a Promise; success on the sync path does not.
+  return e === undefined ? undefined : Promise.reject(failed(ctx, e));
+}
+
+function failed(ctx: RequestContext, err: ProxyError): ProxyError {
+  if (err.kind === 'plugin_error') ctx.plugins!.failed = true;
+  return err;
+}
+
+function nothing(): undefined {
   return undefined;
 }
 
-export function upstreamRequestHooks(_ctx: RequestContext): Promise<void> | undefined {
+/** After the proxy-level onRequest: an answer, a new Host (routing follows it), a rewritten path. */
+function proxyRequestDone(ctx: RequestContext): ProxyError | undefined {
+  const h = ctx.plugins!;
+  if (h.answer !== undefined) {
+    ctx.respond(h.answer.status, h.answer.body, h.answer.headers);
+    return undefined;
+  }
+  if (h.request.headers.changed) {
+    // Routing and the cache key read the fields and the Host: read again from the changed lines.
+    ctx.fields = scanRequestHeaders(ctx.requestHeaders);
+    const invalid = validate(ctx);
+    if (invalid !== undefined) return invalid;
+    h.request.host = ctx.host;
+  }
+  if (h.request.pathChanged) ctx.path = h.request.path;
   return undefined;
 }
 
-export function responseHooks(_ctx: RequestContext): Promise<void> | undefined {
+/** After the service's onRequest: an answer, or a rewritten path for the instances and the cache key. */
+function serviceRequestDone(ctx: RequestContext): ProxyError | undefined {
+  const h = ctx.plugins!;
+  if (h.answer !== undefined) {
+    ctx.respond(h.answer.status, h.answer.body, h.answer.headers);
+    return undefined;
+  }
+  if (h.request.pathChanged) {
+    ctx.path = h.request.path;
+    ctx.upstream!.path = ctx.path;
+  }
   return undefined;
 }
 
-export function logHooks(_ctx: RequestContext): void {}
+/** The response head as onResponse sees it: its status and headers are the request's own. */
+class ResponseView implements PluginResponse {
+  readonly headers: RawHeaderMap;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly hooks: HookContext,
+  ) {
+    this.headers = new RawHeaderMap((ctx.responseHeaders ??= []), FRAMING);
+  }
+
+  get status(): number {
+    return this.ctx.status;
+  }
+
+  set status(value: number) {
+    if (this.hooks.running !== 'onResponse') throw new TypeError('response.status can only be changed in onResponse');
+    if (!Number.isInteger(value) || value < 200 || value > 599) throw new TypeError(`response.status must be an integer 200-599, got ${String(value)}`);
+    this.ctx.status = value;
+  }
+}
+
+/** The access-log record of the finished request, for onLog. */
+function logRecord(ctx: RequestContext): PluginLogRecord {
+  return Object.freeze({
+    id: ctx.id,
+    method: ctx.method,
+    host: ctx.host,
+    path: ctx.path,
+    status: ctx.status,
+    service: ctx.service?.name,
+    instance: ctx.instance?.id,
+    attempts: ctx.attempts,
+    durationMs: performance.now() - ctx.start,
+    bytesIn: ctx.bytesIn,
+    bytesOut: ctx.bytesOut,
+    cacheStatus: ctx.cacheStatus,
+    errorCause: ctx.errorCause,
+    errorMessage: ctx.errorMessage,
+    clientIp: ctx.clientIp,
+  });
+}
