@@ -155,6 +155,22 @@ describe('EndpointSlice discovery', () => {
     }
   });
 
+  it('a Service whose EndpointSlices are all deleted keeps a zero-valued kubeproxy_inflight_requests series (KubeProxyNoHealthyUpstream relies on it)', async () => {
+    api.put(slice('web-abc', [['127.0.0.2']]));
+    const p = await proxy();
+    try {
+      await untilPlain(() => api.openWatches() > 0, 'a watch');
+      api.delete('shop', 'web-abc');
+      await until(p, (s) => s.addresses.length === 0, 'the set emptied', 1000);
+      const metrics = (await request(p.adminPort, { path: '/metrics' })).text;
+      assert.match(metrics, /^kubeproxy_inflight_requests\{service="web"\} 0$/m);
+      assert.doesNotMatch(metrics, /^kubeproxy_instance_healthy\{service="web"/m, 'no instance left to report');
+      assert.equal((await request(p.port, { host: 'web.example.com' })).status, 503);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('a lost API connection keeps the last endpoints serving and the watch resumes after back-off', async () => {
     api.put(slice('web-abc', [['127.0.0.2'], ['127.0.0.3']]));
     const p = await proxy();
