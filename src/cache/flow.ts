@@ -139,7 +139,7 @@ type Taken = 'none' | 'refresh' | 'refetch' | 'stale' | 'answered';
 
 type MustRevalidateDecision = Extract<ReuseDecision, { kind: 'must-revalidate' }>;
 
-/** One request through the cache layer. It is the ResponseInterceptor of its exchanges. */
+/** One request through the cache layer: its lookup, and the store phase of what the pipeline forwards for it. */
 export class CacheFlow implements RequestCache {
   phase: CachePhase = 'lookup';
   key = '';

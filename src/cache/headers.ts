@@ -13,7 +13,6 @@
  *   hasHeader(raw, name): boolean
  *   removeHeaders(raw, names): string[]           copy without the named fields
  *   setHeader(raw, name, value): string[]         copy with `name` replaced by one line
- *   appendHeader(raw, name, value): string[]      copy with one more line
  *   splitList(value): string[]                    RFC 9110 §5.6.1 list members (quote-aware)
  *
  * Field names are compared case-insensitively (RFC 9110 §5.1). Joining repeated
@@ -93,11 +92,6 @@ export function setHeader(raw: RawHeaders, name: string, value: string): string[
   }
   if (!placed) out.push(name, value);
   return out;
-}
-
-/** A copy of `raw` with one more line `name: value` at the end. */
-export function appendHeader(raw: RawHeaders, name: string, value: string): string[] {
-  return [...raw, name, value];
 }
 
 /**
