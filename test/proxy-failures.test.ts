@@ -121,7 +121,7 @@ describe('failures', () => {
   test('round-robin alternates exactly between two instances', async () => {
     const x = await origin(namedOrigin('x'));
     const y = await origin(namedOrigin('y'));
-    const proxy = await proxyFor([{ name: 'rr', domain: 'rr.test', hosts: [{ port: x.port }, { port: y.port }] }]);
+    const proxy = await proxyFor([{ name: 'rr', domain: 'rr.test', loadBalancer: 'round-robin', hosts: [{ port: x.port }, { port: y.port }] }]);
     const got: string[] = [];
     for (let i = 0; i < 10; i++) got.push((await request(proxy.port, { host: 'rr.test' })).text);
     assert.equal(got.filter((v) => v === 'x').length, 5);

@@ -36,8 +36,6 @@ export interface Balancer {
   pick<T extends Pickable>(instances: readonly T[], ctx: PickContext): T | undefined;
 }
 
-export type BalancerKind = 'round-robin' | 'random' | 'least-request' | 'consistent-hash';
-
 /**
  * The weight a policy uses. Config validation keeps weights to integers >= 1, but a
  * policy must not turn a bad value into NaN sums or a black-holed instance, so

@@ -41,7 +41,7 @@ describe('config', () => {
       { address: '10.0.0.1', port: 9090, weight: 1 },
       { address: '10.0.0.2', port: 9090, weight: 1 },
     ]);
-    assert.equal(c.proxy.loadBalancer, 'round-robin');
+    assert.equal(c.proxy.loadBalancer, 'least-request');
   });
 
   test('a port that is not a number names its path and the bad value', () => {

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration, parseSize, show } from './units.ts';
+import { BALANCER_KINDS, DEFAULT_BALANCER } from '../balancer/index.ts';
 
 const durationValue = z.unknown().transform((v, ctx) => {
   const r = parseDuration(v);
@@ -64,7 +65,8 @@ const cidr = z.string().refine(
   { error: (iss) => `expected an IP address or CIDR like "10.0.0.0/8", got ${show(iss.input)}` },
 );
 
-export const balancerKind = z.enum(['round-robin', 'random', 'least-request', 'consistent-hash']);
+/** The names of balancer/index.ts's BALANCERS table. */
+export const balancerKind = z.enum(BALANCER_KINDS);
 
 /** `client-ip`, `path`, or `header:NAME`. */
 const hashKey = z.string().refine((v) => v === 'client-ip' || v === 'path' || /^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v), {
@@ -295,7 +297,7 @@ const proxySchema = z
       })
       .prefault({}),
     workers: z.union([z.literal('auto'), intIn(1, 256)]).default(1),
-    loadBalancer: balancerKind.default('round-robin'),
+    loadBalancer: balancerKind.default(DEFAULT_BALANCER),
     hashKey: hashKey.default('client-ip'),
     /** Service answering requests whose Host matches no domain; otherwise 421. */
     defaultService: z.string().optional(),
