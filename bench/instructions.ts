@@ -142,6 +142,8 @@ export function instructionsMarkdown(rows: InstructionsRow[]): string {
   lines.push(cost('metrics, 13-byte not cached (access log off − metrics+log off)', 'small', 'kubeproxy (access log off)', 'kubeproxy (metrics+log off)', 'kubeproxy'));
   lines.push(cost('access log, 13-byte not cached (default − access log off)', 'small', 'kubeproxy', 'kubeproxy (access log off)', 'kubeproxy'));
   lines.push(cost('metrics + access log, cache hit (default − metrics+log off)', 'cache-hit', 'kubeproxy', 'kubeproxy (metrics+log off)', 'kubeproxy'));
+  lines.push(cost('one plugin with empty onRequest + onResponse, 13-byte not cached (one empty plugin − default)', 'small', 'kubeproxy (one empty plugin)', 'kubeproxy', 'kubeproxy'));
+  lines.push(cost('one plugin with empty onRequest + onResponse, cache hit (one empty plugin − default)', 'cache-hit', 'kubeproxy (one empty plugin)', 'kubeproxy', 'kubeproxy'));
   return lines.join('\n');
 }
 
@@ -173,8 +175,8 @@ export async function runInstructions(o: InstructionsOptions): Promise<void> {
     return c;
   };
   const plan: [WorkloadId, string[]][] = [
-    ['small', ['bare-undici', 'kubeproxy', 'kubeproxy (access log off)', 'kubeproxy (metrics+log off)']],
-    ['cache-hit', ['memory-server', 'kubeproxy', 'kubeproxy (metrics+log off)']],
+    ['small', ['bare-undici', 'kubeproxy', 'kubeproxy (one empty plugin)', 'kubeproxy (access log off)', 'kubeproxy (metrics+log off)']],
+    ['cache-hit', ['memory-server', 'kubeproxy', 'kubeproxy (one empty plugin)', 'kubeproxy (metrics+log off)']],
   ];
   const total = plan.reduce((n, [, ids]) => n + ids.length, 0);
   console.log(`${total} rows, 2 fresh processes each under cachegrind: ${o.warmupRequests} warm-up requests, then ${n1} / ${n2} counted; ${CONNECTIONS} keep-alive connections`);
