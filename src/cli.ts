@@ -124,10 +124,17 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
     log.info({ signal }, 'signal received');
     stop.abort();
   };
-  process.once('SIGTERM', onSignal('SIGTERM'));
-  process.once('SIGINT', onSignal('SIGINT'));
+  // Kept installed: a repeated signal changes nothing (the default action would kill the drain).
+  process.on('SIGTERM', onSignal('SIGTERM'));
+  process.on('SIGINT', onSignal('SIGINT'));
+  // SIGHUP's default action ends the process: taken from the start too, and acted on once running.
+  let runtime: Runtime | undefined;
+  let reloadWhenStarted = false;
+  process.on('SIGHUP', () => {
+    if (runtime === undefined) reloadWhenStarted = true;
+    else void runtime.reloadFromFile();
+  });
   log.info({ config: path, services: config.proxy.services.length }, 'kubeproxy starting');
-  let runtime: Runtime;
   try {
     runtime = await Runtime.start(config, { configPath: path, signal: stop.signal });
   } catch (err) {
@@ -140,11 +147,12 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
     process.stderr.write(`kubeproxy: cannot start: ${e.code === 'EADDRINUSE' ? `address already in use (${e.message})` : e.message}\n`);
     return 1;
   }
-  process.on('SIGHUP', () => void runtime.reloadFromFile());
+  const rt = runtime;
+  if (reloadWhenStarted && !stop.signal.aborted) void rt.reloadFromFile();
   // `proxy.watch` is read at start: turning it on or off takes a restart.
   const watcher =
     config.proxy.watch && !stop.signal.aborted
-      ? watchConfig(path, () => void runtime.reloadFromFile(), {
+      ? watchConfig(path, () => void rt.reloadFromFile(), {
           baseline: loaded,
           onError: (err) => log.warn({ err: err.message }, 'cannot watch the config file; SIGHUP still reloads'),
         })
@@ -153,7 +161,7 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
   if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
   try {
     // The runtime started its shutdown on the same abort: this is that one shutdown's end.
-    await runtime.shutdown();
+    await rt.shutdown();
     return 0;
   } catch (err) {
     log.error({ err }, 'shutdown failed');

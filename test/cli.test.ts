@@ -132,7 +132,7 @@ describe('kubeproxy CLI', () => {
     assert.equal(unknown.status, 64);
   });
 
-  test('the proxy serves, and SIGTERM lets an in-flight request finish before exiting 0', async () => {
+  test('the proxy serves, and SIGTERM (sent twice) lets an in-flight request finish before exiting 0', async () => {
     const origin = await startOrigin((req, res) => {
       const delay = req.url === '/slow' ? 600 : 0;
       setTimeout(() => res.end(`done ${req.url}`), delay);
@@ -146,6 +146,8 @@ describe('kubeproxy CLI', () => {
       const slow = request(port, { host: 'my-service.my-company.com', path: '/slow' });
       await new Promise((r) => setTimeout(r, 150));
       child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 100));
+      child.kill('SIGTERM'); // a second one (an impatient operator) does not cut the drain
       const reply = await slow;
       assert.equal(reply.status, 200);
       assert.equal(reply.text, 'done /slow');
@@ -227,7 +229,8 @@ proxy:
     try {
       await waitForOutput(child, /kubeproxy started/);
       const names = new Set<string>();
-      for (let i = 0; i < 4; i++) {
+      // The default balancer breaks ties at random: a few requests reach both, bounded here.
+      for (let i = 0; i < 40 && names.size < 2; i++) {
         const r = await request(port, { host: 'my-service.my-company.com', path: '/hello?x=1' });
         const body = JSON.parse(r.text);
         assert.equal(body.path, '/hello?x=1');

@@ -132,10 +132,14 @@ export class ClusterPrimary implements ClusterHost {
     }
     log.info({ config: this.path, workers: this.slots.length, services: this.config.proxy.services.length }, 'kubeproxy starting');
     // Signals are taken from before the first fork: SIGTERM while workers start drains them.
+    // Kept installed: a repeated signal changes nothing (the default action would kill the drain).
     const signalled = new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
+      process.on('SIGTERM', () => resolve('SIGTERM'));
+      process.on('SIGINT', () => resolve('SIGINT'));
     });
+    // SIGHUP's default action ends the process; a reload while workers start reaches them too
+    // (workers that said hello get it, later ones start on the new text).
+    process.on('SIGHUP', () => this.reloadFromFile());
     const started = new Promise<string | undefined>((resolve) => {
       this.startup = resolve;
       for (const slot of this.slots) this.fork(slot);
@@ -167,7 +171,6 @@ export class ClusterPrimary implements ClusterHost {
       'kubeproxy started',
     );
 
-    process.on('SIGHUP', () => this.reloadFromFile());
     // `proxy.watch` is read at start: turning it on or off takes a restart.
     if (this.config.proxy.watch) {
       this.watcher = watchConfig(this.path, () => this.reloadFromFile(), {
