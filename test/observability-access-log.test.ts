@@ -11,6 +11,7 @@ import { setAccessLogOutput } from '../src/observability/access-log.ts';
 import { log, setLogger } from '../src/log.ts';
 import { deadPort, startOrigin, type Origin } from './helpers/origin.ts';
 import { startProxy, type TestProxy } from './helpers/proxy.ts';
+import { spawnProxy } from './helpers/child.ts';
 import { request } from './helpers/http.ts';
 import { until } from './helpers/load.ts';
 import { scrape } from './helpers/metrics.ts';
@@ -233,5 +234,21 @@ describe('access log', () => {
     assert.equal(JSON.parse(r.text).traceparent, bad);
     await until(() => lines.length === 1, 'the access log line');
     assert.equal('traceId' in lines[0]!, false);
+  });
+});
+
+describe('access log of a real process on stdout', () => {
+  test('lines still buffered when the proxy is stopped reach stdout before it exits', async (t) => {
+    const origin = await startOrigin((_req, res) => res.end('ok'));
+    t.after(() => origin.close());
+    const proxy = await spawnProxy({ services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }] });
+    t.after(() => proxy.cleanup());
+    // A handful of lines stays well below the destination's 64 KiB write threshold; SIGTERM follows
+    // at once, before its periodic flush, so only the flush at shutdown can write them.
+    for (let i = 0; i < 5; i++) assert.equal((await request(proxy.port, { host: 'web.test', path: `/line-${i}` })).status, 200);
+    proxy.child.kill('SIGTERM');
+    assert.equal((await proxy.exited).code, 0);
+    const paths = proxy.logs.filter((l) => l.name === 'kubeproxy.access').map((l) => l.path);
+    assert.deepEqual(paths, ['/line-0', '/line-1', '/line-2', '/line-3', '/line-4']);
   });
 });

@@ -3,15 +3,11 @@
  * ms, `name`), written to a pino destination (SonicBoom, asynchronous: stdout by default, the
  * container convention, next to the process log).
  *
- * Cost on the request path: a line is built by a fixed-shape serializer (string concatenation;
- * members of bounded values such as the service made once; JSON.stringify only for a value that
- * needs escaping; no double through number-to-text) and encoded into a batch buffer (timed in
- * place under load, cache hits on the 2-core VM of the benchmark: ~1.6 µs to build a line,
- * ~1.8 µs to flatten and encode it, some 10 % of a hit; in a micro-benchmark, a loop writing
- * bytes straight into the batch was 2-3 times slower than V8's string building), which is handed
- * to the destination when it is full (64 KiB) or 50 ms after its first line; the destination
- * writes it with an asynchronous fs.write. pino's generic logger (per-key serializers, a write
- * per line) costs several times as much per line; the lines are the same.
+ * Writes: a line is built by string concatenation in a fixed shape (pino's generic logger, with
+ * per-key serializers, builds the same line at several times the cost) and handed to the
+ * destination, which buffers it: SonicBoom writes once `minLength` (64 KiB) is buffered, and
+ * `periodicFlush` writes what is buffered every second, so a line waits at most ~1 s under light
+ * load (Envoy flushes its access log files every 10 s by default).
  *
  * What is logged, and why
  * - Path without the query string: queries carry tokens and personal data (RFC 6750 §2.3 allows
@@ -30,9 +26,10 @@
  * - The access log follows the process log level (`proxy.log.level`, or KUBEPROXY_LOG_LEVEL):
  *   `warn` keeps only the failed requests, `error` or `silent` turn the access log off.
  *
- * Durability: a line waits at most 50 ms in its batch; shutdown (and process exit) writes out
- * what is buffered; a crash loses at most that. When the destination cannot keep up (stdout blocked), it drops lines beyond
- * 16 MiB of backlog rather than growing without bound.
+ * Durability: shutdown writes out what is buffered (`flush()`), and so does process exit (pino
+ * registers a `flushSync()` of its destinations on exit); a crash loses at most the buffer. When
+ * the destination cannot keep up (stdout blocked), it drops lines beyond 16 MiB of backlog rather
+ * than growing without bound.
  */
 import { pino } from 'pino';
 import { getHeader } from '../cache/headers.ts';
@@ -54,103 +51,46 @@ export interface LineSink {
 
 const MAX_PATH = 2048;
 const MAX_USER_AGENT = 256;
-/** A batch this large is handed over at once instead of waiting for BATCH_MS. */
-const BATCH_BYTES = 64 * 1024;
-/** The longest a line waits in a batch. */
-const BATCH_MS = 50;
 const INFO = 30;
 const WARN = 40;
-const PREFIX_INFO = '{"level":30,"time":';
-const PREFIX_WARN = '{"level":40,"time":';
-const NAME = ',"name":"kubeproxy.access"';
-
-/**
- * Encodes lines straight into a batch buffer and hands it to the sink when it is full or
- * BATCH_MS after its first line. Writing per event-loop turn instead costs a thread-pool round
- * trip (two context switches) for every few lines under load; encoding each line into the buffer
- * as it comes costs less than growing one string and encoding it at the end.
- */
-class BatchWriter {
-  private batch = Buffer.allocUnsafe(BATCH_BYTES);
-  private used = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(readonly sink: LineSink) {}
-
-  push(line: string): void {
-    // A UTF-16 code unit takes at most 3 bytes in UTF-8: check for room before encoding.
-    if (this.used + line.length * 3 > this.batch.length) {
-      this.drain();
-      if (line.length * 3 > this.batch.length) {
-        // Longer than a batch (a long error message): on its own.
-        this.sink.write(Buffer.from(line));
-        return;
-      }
-    }
-    this.used += this.batch.write(line, this.used);
-    if (this.timer === undefined) {
-      // Unref'd: a pending batch never keeps the process alive (exit and shutdown flush it).
-      this.timer = setTimeout(this.drain, BATCH_MS);
-      this.timer.unref();
-    }
-  }
-
-  readonly drain = (): void => {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.used === 0) return;
-    // The sink keeps the buffer until its asynchronous write is done: the next batch gets a new one.
-    const full = this.batch.subarray(0, this.used);
-    this.batch = Buffer.allocUnsafe(BATCH_BYTES);
-    this.used = 0;
-    this.sink.write(full);
-  };
-
-  /** Writes out everything, synchronously when the sink can (shutdown, exit). */
-  flush(): void {
-    this.drain();
-    try {
-      this.sink.flushSync?.();
-    } catch {
-      // Nothing written yet, or the stream is gone: nothing to flush.
-    }
-  }
-}
 
 /** Test seam: where lines go instead of stdout, and a level that overrides the settings'. */
-let override: { writer: BatchWriter; level: string | undefined } | undefined;
-let stdoutWriter: BatchWriter | undefined;
+let override: { sink: LineSink; level: string | undefined } | undefined;
+let stdoutSink: LineSink | undefined;
 
 /**
  * Sends the access log of Runtimes started afterwards to `destination` (tests), at `level` when
  * given; `undefined` restores stdout and the configured level.
  */
 export function setAccessLogOutput(destination: LineSink | undefined, level?: string): void {
-  override = destination === undefined ? undefined : { writer: new BatchWriter(destination), level };
+  override = destination === undefined ? undefined : { sink: destination, level };
 }
 
-function stdout(): BatchWriter {
-  if (stdoutWriter === undefined) {
-    // One destination for the process, shared by every Runtime; pino's destination flushes its
-    // own buffer on exit, the batch is written before it.
-    // Buffer mode: SonicBoom's string mode encodes every batch twice (write, then release).
-    const destination = pino.destination({ dest: 1, sync: false, contentMode: 'buffer', maxLength: 16 * 1024 * 1024 });
-    const writer = new BatchWriter(destination as unknown as LineSink);
-    process.once('exit', () => writer.flush());
-    stdoutWriter = writer;
-  }
-  return stdoutWriter;
+/** One destination for the process, shared by every Runtime. */
+function stdout(): LineSink {
+  // Buffer mode: in string mode SonicBoom measures the byte length of its whole pending buffer
+  // on every write. minLength must stay below maxWrite.
+  stdoutSink ??= pino.destination({
+    dest: 1,
+    sync: false,
+    contentMode: 'buffer',
+    minLength: 64 * 1024,
+    maxWrite: 128 * 1024,
+    periodicFlush: 1000,
+    maxLength: 16 * 1024 * 1024,
+  }) as unknown as LineSink;
+  return stdoutSink;
 }
 
 export class AccessLog {
-  private readonly writer: BatchWriter;
+  private readonly sink: LineSink;
   private readonly fixedLevel: string | undefined;
   private sampling = 1;
   private infoOn = false;
   private warnOn = false;
 
   constructor(settings: AccessLogSettings) {
-    this.writer = override?.writer ?? stdout();
+    this.sink = override?.sink ?? stdout();
     this.fixedLevel = override?.level;
     this.configure(settings);
   }
@@ -175,59 +115,18 @@ export class AccessLog {
     } else if (!this.infoOn || (this.sampling < 1 && Math.random() >= this.sampling)) {
       return;
     }
-    this.writer.push(formatAccessLogLine(ctx, status, now, failed ? WARN : INFO, Date.now()));
+    this.sink.write(Buffer.from(formatAccessLogLine(ctx, status, now, failed ? WARN : INFO, Date.now())));
   }
 
-  /** Writes out what is buffered (shutdown). */
+  /** Writes out what is buffered, synchronously (shutdown). */
   flush(): void {
-    this.writer.flush();
-  }
-}
-
-/**
- * A JSON string literal of `value`: quoted as it is when it holds nothing RFC 8259 §7 makes us
- * escape (", \ and control characters), else through JSON.stringify. A char-code loop: a regex
- * test costs more on these short values, and most of them need no escaping.
- */
-function str(value: string): string {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c) return JSON.stringify(value);
-  }
-  return `"${value}"`;
-}
-
-/**
- * `,"key":"value"` members for values of bounded cardinality (method, service, instance, cache
- * result, error cause), made once: a request repeats them, and these strings are the same
- * objects every time (a Map lookup of a string whose hash is already computed). Cleared when it
- * grows past its bound, so odd methods cannot make it grow without limit.
- */
-class Members {
-  private readonly map = new Map<string, string>();
-  constructor(private readonly key: string) {}
-
-  get(value: string): string {
-    let member = this.map.get(value);
-    if (member === undefined) {
-      if (this.map.size >= 256) this.map.clear();
-      member = `,"${this.key}":${str(value)}`;
-      this.map.set(value, member);
+    try {
+      this.sink.flushSync?.();
+    } catch {
+      // Not open yet (nothing written), or the stream is gone: nothing to flush.
     }
-    return member;
   }
 }
-
-const METHOD = new Members('method');
-const SERVICE = new Members('service');
-const INSTANCE = new Members('instance');
-const CACHE = new Members('cache');
-const CAUSE = new Members('errorCause');
-
-/** The line's opening up to the request id's value, made again only when the millisecond (or level) changes. */
-let lastTime = -1;
-let lastLevel = -1;
-let lastOpening = '';
 
 /**
  * The JSON line for one finished request (with its newline). Keys, in order: level, time, name,
@@ -238,24 +137,18 @@ let lastOpening = '';
  */
 export function formatAccessLogLine(ctx: RequestContext, status: number, now: number, level: number, time: number): string {
   const req = ctx.req;
-  if (time !== lastTime || level !== lastLevel) {
-    lastTime = time;
-    lastLevel = level;
-    lastOpening = (level === WARN ? PREFIX_WARN : level === INFO ? PREFIX_INFO : `{"level":${level},"time":`) + time + NAME + ',"requestId":';
-  }
-  let line = lastOpening + str(ctx.id) + METHOD.get(req.method ?? '');
+  const str = JSON.stringify;
+  let line = `{"level":${level},"time":${time},"name":"kubeproxy.access","requestId":${str(ctx.id)},"method":${str(req.method ?? '')}`;
   line += ',"host":' + str(ctx.host) + ',"path":' + str(pathOnly(ctx.path !== '' ? ctx.path : (req.url ?? ''))) + ',"status":' + status;
-  const service = ctx.service;
-  if (service !== undefined) line += SERVICE.get(service.name);
-  const instance = ctx.instance;
-  if (instance !== undefined) line += INSTANCE.get(instance.id);
+  if (ctx.service !== undefined) line += ',"service":' + str(ctx.service.name);
+  if (ctx.instance !== undefined) line += ',"instance":' + str(ctx.instance.id);
   line += ',"durationMs":' + millisText(now - ctx.start);
   const upstreamStart = ctx.upstreamStart;
   if (upstreamStart > 0 && ctx.upstreamHeaders >= upstreamStart) line += ',"upstreamMs":' + millisText(ctx.upstreamHeaders - upstreamStart);
   line += ',"bytesIn":' + ctx.bytesIn + ',"bytesOut":' + ctx.bytesOut;
-  if (ctx.cacheResult !== '') line += CACHE.get(ctx.cacheResult);
+  if (ctx.cacheResult !== '') line += ',"cache":' + str(ctx.cacheResult);
   line += ',"retries":' + (ctx.attempts > 1 ? ctx.attempts - 1 : 0);
-  if (ctx.errorCause !== undefined) line += CAUSE.get(ctx.errorCause);
+  if (ctx.errorCause !== undefined) line += ',"errorCause":' + str(ctx.errorCause);
   if (ctx.errorMessage !== '') line += ',"errorMessage":' + str(ctx.errorMessage);
   line += ',"clientIp":' + str(ctx.clientIp);
   // Read from rawHeaders: req.headers would build an object of every field for one or two of them.
@@ -270,13 +163,13 @@ export function formatAccessLogLine(ctx: RequestContext, status: number, now: nu
   return line + '}\n';
 }
 
-/** `.1` … `.999` by thousandths (trailing zeros dropped), '' for 0: the decimals JSON gives a multiple of 0.001. */
+/** `.1` … `.999` by thousandths (trailing zeros dropped), '' for 0. */
 const THOUSANDTHS = Array.from({ length: 1000 }, (_, f) => (f === 0 ? '' : `.${String(f).padStart(3, '0')}`.replace(/0+$/, '')));
 
 /**
- * Milliseconds with microsecond precision, as JSON writes Math.round(ms * 1000) / 1000 (0 for
- * none or a negative): whole microseconds split at the thousand, so no double goes through
- * number-to-text (5 times dearer, and there are two on a forwarded request's line).
+ * Milliseconds rounded to the microsecond, as JSON writes them (0 for none or a negative), from
+ * whole microseconds split at the thousand: no double goes through number-to-text, which costs
+ * more than the rest of a line's numbers together (`bench/access-log-line.ts`, bench/README.md).
  */
 export function millisText(ms: number): string {
   if (!(ms > 0)) return '0';
