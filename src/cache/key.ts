@@ -54,20 +54,6 @@ const DEFAULT_PORT: Record<Scheme, string> = { http: '80', https: '443' };
  * cacheable: there is no reliable key for it).
  */
 export function normalizeAuthority(authority: string, scheme: Scheme): string | undefined {
-  // Consecutive requests nearly always carry the same Host: the last answer is kept (a pure function).
-  if (authority === lastAuthority && scheme === lastScheme) return lastNormalized;
-  const normalized = normalizeAuthorityOnce(authority, scheme);
-  lastAuthority = authority;
-  lastScheme = scheme;
-  lastNormalized = normalized;
-  return normalized;
-}
-
-let lastAuthority: string | undefined;
-let lastScheme: Scheme | undefined;
-let lastNormalized: string | undefined;
-
-function normalizeAuthorityOnce(authority: string, scheme: Scheme): string | undefined {
   const a = authority.trim().toLowerCase();
   if (a === '' || a.includes('@')) return undefined;
   let host: string;
@@ -102,15 +88,8 @@ export function methodClass(method: string): string {
 
 /** The prefix shared by every key of `service`, and by no key of any other service. */
 export function servicePrefix(service: string): string {
-  if (service !== lastService) {
-    lastService = service;
-    lastPrefix = `${encodeURIComponent(service)} `;
-  }
-  return lastPrefix;
+  return `${encodeURIComponent(service)} `;
 }
-
-let lastService: string | undefined;
-let lastPrefix = '';
 
 /**
  * Splits an absolute-form request-target into scheme, authority and
