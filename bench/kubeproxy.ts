@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { stringify } from 'yaml';
 import { V8_FLAGS } from '../src/v8-flags.ts';
 import { PROJECT_DIR } from './build.ts';
-import { childEnv, HOST, NotAvailable, type Contender, type Ctx } from './contenders.ts';
+import { childEnv, HOST, NotAvailable, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
 
 export const KUBEPROXY_BIN = join(PROJECT_DIR, 'bin', 'kubeproxy');
@@ -60,23 +60,28 @@ export function staleBuildNote(): string | undefined {
   return dist > 0 && src > dist ? 'note: src/ is newer than dist/: run `npm run build` first if bin/kubeproxy runs dist/' : undefined;
 }
 
-export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
+/**
+ * `root`: the project directory of the build to run (another revision's worktree for
+ * `--baseline`, see baseline.ts); `workloads`: where it is measured.
+ */
+export function kubeproxy(id: string, v: KubeProxyVariant, root = PROJECT_DIR, workloads: readonly WorkloadId[] = ['small', '64k', 'cache-hit']): Contender {
   const pinned = v.workers === 1;
+  const bin = join(root, 'bin', 'kubeproxy');
   return {
-    id, kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned,
+    id, kind: 'kubeproxy', workloads, pinned,
     ...(pinned ? {} : { note: 'workers: auto on CPUs 0-1 (shares both CPUs with wrk and the origin)' }),
     async start(ctx: Ctx) {
-      if (!existsSync(KUBEPROXY_BIN)) throw new NotAvailable(`${relative(PROJECT_DIR, KUBEPROXY_BIN)} not found`);
+      if (!existsSync(bin)) throw new NotAvailable(`${relative(PROJECT_DIR, bin)} not found`);
       const [port, adminPort] = [await freePort(), await freePort()];
       const config = join(ctx.tmpDir, `kubeproxy-${id.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(config, kubeproxyConfig(v, port, adminPort, ctx.originPorts));
       if (v.emptyPlugin) writeFileSync(join(ctx.tmpDir, 'empty-plugin.mjs'), EMPTY_PLUGIN);
       // As the Docker image starts it: with the V8 flags of src/v8-flags.ts.
-      const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', config], {
+      const proc = startProcess(process.execPath, [...V8_FLAGS, bin, '--config', config], {
         // The harness pins itself (and so every unpinned child) to CPU 1: `workers: auto` gets both
         // CPUs back explicitly, or it would resolve to one worker.
         cpu: pinned ? ctx.proxyCpu : '0-1',
-        cwd: PROJECT_DIR,
+        cwd: root,
         env: childEnv({}),
         logFile: join(ctx.tmpDir, `kubeproxy-${Date.now()}.log`),
         wrap: ctx.wrap?.prefix,
@@ -90,6 +95,11 @@ export function kubeproxy(id: string, v: KubeProxyVariant): Contender {
       return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc, ctx.wrap?.stopGraceMs) };
     },
   };
+}
+
+/** The default KubeProxy of a previous build (`--baseline`), in the workloads issue 19 compares: 13 B and cache hits. */
+export function baselineKubeproxy(rev: string, root: string): Contender {
+  return kubeproxy(`kubeproxy@${rev}`, { workers: 1, metrics: true, accessLog: true }, root, ['small', 'cache-hit']);
 }
 
 export const kubeproxies: Contender[] = [

@@ -174,6 +174,29 @@ export function pluginCost(rows: Row[]): string {
   return table(['Workload', 'one empty plugin cost (req/s)', '≤ 3 %'], body);
 }
 
+/**
+ * This build ÷ a previous one (`--baseline <rev>`, contender `kubeproxy@<rev>`), both the default
+ * config, from the per-round ratios. Issue 19's target: ≥ 0.97 for 13 B and cache hits.
+ */
+export function baselineComparison(rows: Row[]): string {
+  const body: string[][] = [];
+  for (const prev of [...new Set(rows.filter((r) => r.contender.startsWith('kubeproxy@')).map((r) => r.contender))]) {
+    for (const w of Object.keys(WORKLOADS) as WorkloadId[]) {
+      const now = find(rows, DEFAULT_KP, w);
+      const before = find(rows, prev, w);
+      if (!before) continue;
+      if (!usable(now) || !usable(before)) {
+        body.push([WORKLOADS[w].title, prev, 'n/a', 'n/a']);
+        continue;
+      }
+      const r = pairedRatio(now, before, 'rps');
+      body.push([WORKLOADS[w].title, prev, `${x(r)} (${int(now.rps)} vs ${int(before.rps)})`, r >= 0.97 ? 'PASS' : 'FAIL']);
+    }
+  }
+  if (body.length === 0) return '_not measured (run with --baseline <git-rev>)_';
+  return table(['Workload', 'Previous build', 'this build ÷ previous (req/s)', '≥ 0.97×'], body);
+}
+
 export interface BenchMeta { command: string; machine: string; setup: string; date: string }
 
 /** The whole markdown report of a throughput run. */
@@ -197,6 +220,8 @@ export function benchMarkdown(meta: BenchMeta, rows: Row[]): string {
     observabilityCost(rows), '',
     `### Cost of one plugin with empty onRequest and onResponse (same run${paired ? ', median of per-round ratios' : ''}; negative = within noise)`, '',
     pluginCost(rows), '',
+    `### This build ÷ a previous build (same run${paired ? ', median of per-round ratios' : ''})`, '',
+    baselineComparison(rows), '',
     '### Checks', '',
     ...originCheck(rows).map((l) => `- ${l}`),
     ...busyWarning(rows),

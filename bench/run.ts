@@ -1,4 +1,4 @@
-// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --only a,b]`
+// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --only a,b | --baseline <git-rev>]`
 // Orchestrates the loopback benchmark: starts the origin, then per workload measures every
 // contender in interleaved rounds, each run on a fresh process (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
@@ -8,7 +8,8 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildScripts, saveResults } from './build.ts';
 import { originDirect, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
-import { kubeproxies, staleBuildNote } from './kubeproxy.ts';
+import { baselineKubeproxy, kubeproxies, staleBuildNote } from './kubeproxy.ts';
+import { prepareBaseline, removeBaseline, type Baseline } from './baseline.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
@@ -35,6 +36,7 @@ const { values: opt } = parseArgs({
     soak: { type: 'string', default: '60s' },
     'quiet-wait': { type: 'string', default: '30s' },
     only: { type: 'string' },
+    baseline: { type: 'string' },
     report: { type: 'string' },
   },
   strict: true,
@@ -52,7 +54,11 @@ const warmupS = opt.quick ? 1 : seconds(opt.warmup, 'warmup');
 const soakS = opt.quick ? 10 : seconds(opt.soak, 'soak');
 const quietWaitS = opt.quick ? 5 : seconds(opt['quiet-wait'], 'quiet-wait');
 const connections = Number(opt.connections);
-const only = opt.only?.split(',').map((s) => s.trim()).filter(Boolean);
+// --only: workload ids (small, 64k, cache-hit) pick workloads; `=name` picks the contender of that
+// exact name; any other entry, the contenders whose name contains it. The origin always runs.
+const onlyItems = opt.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const onlyWorkloads = onlyItems?.filter((o): o is WorkloadId => o in WORKLOADS);
+const only = onlyItems?.filter((o) => !(o in WORKLOADS));
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
 if (opt.report) {
@@ -99,18 +105,36 @@ const tmpDir = runTmpDir();
 const loadCpu = pinned ? '1' : null;
 const { proc: origin, ports: originPorts } = await startOrigin(scripts, tmpDir, loadCpu);
 
+// --baseline <git-rev>: that revision, built in a worktree, runs next to the default KubeProxy.
+let baseline: Baseline | undefined;
+if (opt.baseline) {
+  baseline = prepareBaseline(opt.baseline);
+  const b = baseline;
+  // After installCleanup's exit handler has stopped the processes running from the worktree.
+  process.on('exit', () => {
+    try {
+      removeBaseline(b);
+    } catch (e) {
+      console.error(`baseline: could not remove its worktree: ${(e as Error).message}`);
+    }
+  });
+}
+const baselineKp = baseline ? [baselineKubeproxy(baseline.rev, baseline.dir)] : [];
+
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
 // Report order (rows, tables).
-const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies];
+const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies, ...baselineKp];
 // Order within a measuring round: the rows the report divides sit side by side, so their k-th
 // samples are seconds apart (bare-undici or memory-server next to the default KubeProxy, then
 // the KubeProxy variants whose differences give the cost of metrics and of the access log).
 const [kpDefault, kpNoLog, kpNone, kpAuto, kpPlugin] = kubeproxies as [Contender, Contender, Contender, Contender, Contender];
 // The one-empty-plugin variant next to the default: their ratio is the cost of the plugin hooks.
-const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kpPlugin, kpNoLog, kpNone, kpAuto];
+// The previous build (--baseline) right after the default: their ratio is new ÷ previous.
+const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
-const selected = (c: Contender) => c === originDirect || !only || only.some((o) => c.id.includes(o));
+const selected = (c: Contender) =>
+  c === originDirect || !only || only.length === 0 || only.some((o) => (o.startsWith('=') ? c.id === o.slice(1) : c.id.includes(o)));
 
 const machine = `${cpuModel()}, ${cpuCount} CPUs; Node ${process.version}; ${versionOf('wrk', ['-v']).split(' Copyright')[0]}; ${nginxBin ? versionOf(nginxBin, ['-v']) : 'nginx: not installed'}`;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -146,7 +170,8 @@ if (opt.scale) {
   console.log(`\n${out}\n`);
   console.log(`results: ${save('memory', { command, machine, options: memOpts, results })}`);
 } else {
-  const workloads = (Object.keys(WORKLOADS) as WorkloadId[]).map((w) => ({ w, contenders: roundOrder.filter((c) => selected(c) && c.workloads.includes(w)) }));
+  const workloadIds = (Object.keys(WORKLOADS) as WorkloadId[]).filter((w) => !onlyWorkloads?.length || onlyWorkloads.includes(w));
+  const workloads = workloadIds.map((w) => ({ w, contenders: roundOrder.filter((c) => selected(c) && c.workloads.includes(w)) }));
   const count = workloads.reduce((n, x) => n + x.contenders.length, 0);
   console.log(`${count} rows over ${workloads.length} workloads: per workload ${runs} interleaved round(s) of one ${durationS} s run of every contender, each run on a fresh process warmed up for ${warmupS} s; wrk -t1 -c${connections}`);
   const rows: Row[] = [];
