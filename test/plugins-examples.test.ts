@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startProxy, type ProxyHandle } from '../src/index.ts';
-import { request } from './helpers/http.ts';
+import { rawRequest, request } from './helpers/http.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../examples', import.meta.url));
@@ -81,6 +81,25 @@ test('bearer-auth refused requests are never answered from the cache', async (t)
   assert.equal(fill.text, 'secret page');
   const anonymous = await request(proxy.port, { host: 'web.test', path: '/page' });
   assert.equal(anonymous.status, 401, 'a stored page is not served to a request without the token');
+});
+
+test('bearer-auth guards WebSocket upgrades too: 401 without the token, 101 through to the instance with it', async (t) => {
+  const origin = await echoOrigin(t);
+  const upgraded: string[] = [];
+  origin.server.on('upgrade', (req, socket) => {
+    upgraded.push(String(req.url));
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+  });
+  const proxy = await proxyWith(t, origin, { plugins: [{ module: './plugins/bearer-auth.mjs', options: { tokens: ['ws-token'] } }] });
+  const upgrade = (auth: string) =>
+    rawRequest(proxy.port, `GET /chat HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n${auth}\r\n`, 5000);
+  const refused = await upgrade('');
+  assert.match(refused, /^HTTP\/1\.1 401 /);
+  assert.match(refused, /www-authenticate: Bearer realm="kubeproxy"/i);
+  assert.deepEqual(upgraded, [], 'the instance saw no upgrade');
+  const accepted = await upgrade('Authorization: Bearer ws-token\r\n');
+  assert.match(accepted, /^HTTP\/1\.1 101 /);
+  assert.deepEqual(upgraded, ['/chat']);
 });
 
 test('path-rewrite: the origin sees the rewritten path, query kept, and the cache keys by it', async (t) => {

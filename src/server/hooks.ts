@@ -13,6 +13,8 @@
  *   responseHooks(ctx)            before the client sees the head (ctx.status, ctx.responseHeaders):
  *                                 an instance's answer, the cache's, the proxy's own errors
  *   logHooks(ctx)                 once the request ended (after the access log and metrics)
+ *   upgradeHooks(...)             an Upgrade request (server/upgrade.ts), once routed: every onRequest
+ *                                 of its chain, so a plugin that guards requests guards WebSockets too
  *
  * A request hook may answer at once with ctx.respond(...): the pipeline then skips routing or
  * the cache and the instances and sends that answer.
@@ -20,7 +22,8 @@
 import type { RequestContext } from '../context.ts';
 import type { ProxyError } from '../errors.ts';
 import type { PluginLogRecord, PluginResponse } from '../plugins/api.ts';
-import { HookContext, HookRequest, runHooks, type HookOutcome, type PluginChain } from '../plugins/chain.ts';
+import { HookContext, HookRequest, runHooks, type HookOutcome, type PluginAnswer, type PluginChain } from '../plugins/chain.ts';
+import type { Snapshot } from '../snapshot.ts';
 import { FRAMING, MirroredHeaderMap, RawHeaderMap } from '../plugins/header-map.ts';
 import { scanRequestHeaders } from './request-fields.ts';
 import { validate } from './validate.ts';
@@ -82,6 +85,34 @@ export function logHooks(ctx: RequestContext): void {
   v.log = logRecord(ctx);
   // Nothing reaches the client any more: a failing onLog is only reported (log line, metric) by the chain.
   void runHooks(chain, chain.onLog, 'onLog', v);
+}
+
+/** What the onRequest hooks of an Upgrade request decided: an error, an answer, or the tunnel's path and header lines. */
+export interface UpgradeDecision {
+  error?: ProxyError;
+  answer?: PluginAnswer;
+  path: string;
+  headers: string[];
+}
+
+/**
+ * The onRequest hooks of an Upgrade request, proxy-level then the service's, run after routing
+ * (the upgrade path has routed already: a Host change does not re-route it). undefined when no
+ * plugin applies; the decision, or a Promise of it when a hook is async. The tunnel's own
+ * answer (101) and bytes pass untouched: no other hook runs for an upgrade.
+ */
+export function upgradeHooks(
+  snapshot: Snapshot,
+  service: string,
+  request: { method: string; path: string; host: string; rawHeaders: readonly string[]; clientIp: string; id: string },
+): UpgradeDecision | Promise<UpgradeDecision> | undefined {
+  const chain = snapshot.plugins?.forService(service);
+  if (chain === undefined || chain.onRequest.length === 0) return undefined;
+  const headers = request.rawHeaders.slice();
+  const v = new HookContext(new HookRequest(request.method, request.path, request.host, new RawHeaderMap(headers, FRAMING), request.clientIp, request.id), service, chain);
+  const decide = (err: HookOutcome): UpgradeDecision => ({ error: err, answer: v.answer, path: v.request.path, headers });
+  const outcome = runHooks(chain, chain.onRequest, 'onRequest', v);
+  return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
 }
 
 /** The plugins' view of the request, made once. The client's header lines are copied first: node's rawHeaders stay as received. */

@@ -61,6 +61,16 @@ export function sendRawError(socket: Duplex, err: ProxyError, requestId: string,
   socket.end(`${head}\r\n${body}`);
 }
 
+/** Writes a plugin's answer (`ctx.respond` in onRequest) to an Upgrade request on its raw socket, and closes it. */
+export function sendRawAnswer(socket: Duplex, status: number, headers: readonly string[], body: string | Buffer, requestId: string): void {
+  if (socket.destroyed) return;
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  head += `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`;
+  socket.write(head);
+  socket.end(body);
+}
+
 /**
  * The respond phase for an answer the proxy makes itself, from the request's record:
  * `ctx.status`, `ctx.responseHeaders` and `ctx.responseBody` (a cache hit, a plugin's `respond`,
