@@ -8,13 +8,15 @@
 //    wall time;
 //  - RSS of the idle process 2 s after that first 200 (one instance has been used): what the
 //    start left, garbage of config parsing included (an idle process runs no GC);
-//  - req/s of wrk on that one Host (routing cost: it should not depend on N), and RSS after
-//    that load (its GCs have freed the start's garbage).
-// Bytes per never-used instance = (RSS at N - RSS at 1) / (2 N - 2): everything a service and
-// its instances add (config objects, Service, routes, Instance, metrics handles) shared out
+//  - RSS and V8 heap in use after a full GC, run by a preload (`--expose-gc`, SIGUSR2) that
+//    exists for this measurement only: what the config really holds;
+//  - req/s of wrk on that one Host (routing cost: it should not depend on N).
+// Bytes per never-used instance = (figure at N - figure at 1) / (2 N - 2): everything a service
+// and its instances add (config objects, Service, routes, Instance, metrics series) shared out
 // over the instances.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { V8_FLAGS } from '../src/v8-flags.ts';
@@ -40,8 +42,9 @@ interface ScaleSample {
   firstOkMs: number;
   firstOkCpuMs: number;
   rssMiB: number;
+  gcRssMiB: number;
+  gcHeapMiB: number;
   rps: number;
-  loadedRssMiB: number;
 }
 
 export interface ScaleRow {
@@ -51,8 +54,29 @@ export interface ScaleRow {
   firstOkMs: number;
   firstOkCpuMs: number;
   rssMiB: number;
+  gcRssMiB: number;
+  gcHeapMiB: number;
   rps: number;
-  loadedRssMiB: number;
+}
+
+/** The preload: on SIGUSR2, a full GC, then the heap in use on stderr (the process's log file). */
+const GC_PRELOAD = `process.on('SIGUSR2', () => {
+  globalThis.gc();
+  process.stderr.write('scale-heap-used ' + process.memoryUsage().heapUsed + '\\n');
+});
+`;
+
+/** Sends SIGUSR2 and waits (bounded) for the heap figure the preload prints; bytes. */
+async function fullGc(pid: number, logFile: string): Promise<number> {
+  const printed = () => [...readFileSync(logFile, 'utf8').matchAll(/^scale-heap-used (\d+)$/gm)].map((m) => Number(m[1]));
+  const before = printed().length;
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 200; i++) {
+    await sleep(50);
+    const all = printed();
+    if (all.length > before) return all[all.length - 1]!;
+  }
+  throw new Error('the GC preload did not answer within 10 s');
 }
 
 const domainOf = (i: number) => `s${i}.scale.test`;
@@ -92,9 +116,12 @@ async function firstOk(port: number, host: string, t0: number, exited: () => boo
 async function one(services: number, ctx: Ctx, o: ScaleOptions, config: string, port: number): Promise<ScaleSample> {
   await waitForQuiet(ctx, o.quietWaitS);
   const host = domainOf(services - 1);
+  const preload = join(ctx.tmpDir, 'scale-gc-preload.mjs');
+  writeFileSync(preload, GC_PRELOAD);
+  const logFile = join(ctx.tmpDir, `kubeproxy-scale-${services}-${Date.now()}.log`);
   const t0 = performance.now();
-  const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', config], {
-    cpu: ctx.proxyCpu, cwd: PROJECT_DIR, env: childEnv({}), logFile: join(ctx.tmpDir, `kubeproxy-scale-${services}.log`),
+  const proc = startProcess(process.execPath, [...V8_FLAGS, '--expose-gc', '--import', pathToFileURL(preload).href, KUBEPROXY_BIN, '--config', config], {
+    cpu: ctx.proxyCpu, cwd: PROJECT_DIR, env: childEnv({}), logFile,
   });
   try {
     let firstOkMs: number;
@@ -106,11 +133,14 @@ async function one(services: number, ctx: Ctx, o: ScaleOptions, config: string, 
     const firstOkCpuMs = cpuSeconds(processTree(proc.pid)) * 1000;
     await sleep(2000);
     const rssMiB = treeRssKiB(proc.pid) / 1024;
+    const gcHeapMiB = (await fullGc(proc.pid, logFile)) / 1024 / 1024;
+    await sleep(1000);
+    const gcRssMiB = treeRssKiB(proc.pid) / 1024;
     const url = `http://127.0.0.1:${port}/small`;
     await runWrk({ url, host, durationS: o.warmupS, connections: o.connections, cpu: ctx.loadCpu });
     const r = await runWrk({ url, host, durationS: o.durationS, connections: o.connections, cpu: ctx.loadCpu });
     if (r.non2xx > 0 || r.socketErrors > 0) throw new Error(`wrk: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
-    return { firstOkMs, firstOkCpuMs, rssMiB, rps: r.rps, loadedRssMiB: treeRssKiB(proc.pid) / 1024 };
+    return { firstOkMs, firstOkCpuMs, rssMiB, gcRssMiB, gcHeapMiB, rps: r.rps };
   } finally {
     await stopProcess(proc);
   }
@@ -128,7 +158,7 @@ export async function runScale(ctx: Ctx, o: ScaleOptions): Promise<ScaleRow[]> {
   for (let k = 0; k < o.runs; k++) {
     for (const s of k % 2 === 0 ? setups : [...setups].reverse()) {
       const sample = await one(s.n, ctx, o, s.file, s.port);
-      console.log(`[scale] ${String(s.n).padStart(5)} services: first 200 after ${sample.firstOkMs.toFixed(0)} ms (${sample.firstOkCpuMs.toFixed(0)} ms CPU), RSS ${sample.rssMiB.toFixed(1)} MiB, ${Math.round(sample.rps)} req/s, RSS after load ${sample.loadedRssMiB.toFixed(1)} MiB`);
+      console.log(`[scale] ${String(s.n).padStart(5)} services: first 200 after ${sample.firstOkMs.toFixed(0)} ms (${sample.firstOkCpuMs.toFixed(0)} ms CPU), RSS ${sample.rssMiB.toFixed(1)} MiB idle, ${sample.gcRssMiB.toFixed(1)} MiB after a full GC (heap ${sample.gcHeapMiB.toFixed(1)} MiB), ${Math.round(sample.rps)} req/s`);
       s.samples.push(sample);
     }
   }
@@ -139,29 +169,30 @@ export async function runScale(ctx: Ctx, o: ScaleOptions): Promise<ScaleRow[]> {
     firstOkMs: median(s.samples.map((x) => x.firstOkMs)),
     firstOkCpuMs: median(s.samples.map((x) => x.firstOkCpuMs)),
     rssMiB: median(s.samples.map((x) => x.rssMiB)),
+    gcRssMiB: median(s.samples.map((x) => x.gcRssMiB)),
+    gcHeapMiB: median(s.samples.map((x) => x.gcHeapMiB)),
     rps: median(s.samples.map((x) => x.rps)),
-    loadedRssMiB: median(s.samples.map((x) => x.loadedRssMiB)),
   }));
 }
 
-/** Bytes each instance beyond the first two adds to RSS (the N-service row against the 1-service row). */
-export function bytesPerInstance(rows: readonly ScaleRow[], rss: (r: ScaleRow) => number): number {
+/** Bytes each instance beyond the first two adds to a figure in MiB (the N-service row against the 1-service row). */
+export function bytesPerInstance(rows: readonly ScaleRow[], mib: (r: ScaleRow) => number): number {
   const [small, large] = [rows[0]!, rows[rows.length - 1]!];
-  return ((rss(large) - rss(small)) * 1024 * 1024) / (large.instances - small.instances);
+  return ((mib(large) - mib(small)) * 1024 * 1024) / (large.instances - small.instances);
 }
 
 export function scaleTable(rows: readonly ScaleRow[]): string {
   const body = table(
-    ['services × 2 instances', 'first 200 after (CPU used)', 'RSS idle after start', 'req/s, one Host', 'RSS after the load'],
+    ['services × 2 instances', 'first 200 after (CPU used)', 'RSS idle after start', 'after a full GC: RSS / heap', 'req/s, one Host'],
     rows.map((r) => [
       r.services.toLocaleString('en-US'),
       `${r.firstOkMs.toFixed(0)} ms (${r.firstOkCpuMs.toFixed(0)} ms)`,
       `${r.rssMiB.toFixed(1)} MiB`,
+      `${r.gcRssMiB.toFixed(1)} / ${r.gcHeapMiB.toFixed(1)} MiB`,
       Math.round(r.rps).toLocaleString('en-US'),
-      `${r.loadedRssMiB.toFixed(1)} MiB`,
     ]),
   );
-  const kib = (rss: (r: ScaleRow) => number) => `${(bytesPerInstance(rows, rss) / 1024).toFixed(1)} KiB`;
+  const kib = (mib: (r: ScaleRow) => number) => `${(bytesPerInstance(rows, mib) / 1024).toFixed(1)} KiB`;
   const ratio = rows[rows.length - 1]!.rps / rows[0]!.rps;
-  return `${body}\n\nRSS per never-used instance: ${kib((r) => r.rssMiB)} idle after start, ${kib((r) => r.loadedRssMiB)} after the load. req/s at ${rows[rows.length - 1]!.services.toLocaleString('en-US')} services / at 1: ${ratio.toFixed(2)}×. Medians of ${rows[0]!.samples.length} run(s), a fresh process each.`;
+  return `${body}\n\nPer never-used instance: ${kib((r) => r.gcRssMiB)} of RSS after a full GC (${kib((r) => r.gcHeapMiB)} of heap; ${kib((r) => r.rssMiB)} of RSS idle after start, garbage included). req/s at ${rows[rows.length - 1]!.services.toLocaleString('en-US')} services / at 1: ${ratio.toFixed(2)}×. Medians of ${rows[0]!.samples.length} run(s), a fresh process each.`;
 }
