@@ -117,7 +117,7 @@ const outlierDetection = z.strictObject({
 const retryPolicy = z.strictObject({
   attempts: intIn(0, 10).default(2),
   on: z.array(intIn(500, 599)).default([502, 503, 504]),
-  /** Retries may be at most this share of a service's active requests (retry budget). */
+  /** Retries in flight may be at most this share of a service's other requests in flight (retry budget; 100 = off). */
   budgetPercent: intIn(0, 100).default(20),
   /** Retries always allowed while fewer than this many are in flight (Envoy's min_retry_concurrency). */
   minRetryConcurrency: intIn(0, 10000).default(3),
