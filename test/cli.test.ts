@@ -215,6 +215,7 @@ proxy:
       const line = out.split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.path === '/held');
       assert.ok(line, out);
       assert.equal(line.errorCause, 'shutdown');
+      assert.equal(line.status, 503, 'nothing was sent: logged as the 503 the cut stands for, not as 200 or 499');
       assert.match(String(line.errorMessage), /drainTimeout/);
     } finally {
       child.kill('SIGKILL');

@@ -199,7 +199,7 @@ export class Observability {
     const now = performance.now();
     const cause = ctx.errorCause;
     // Nothing was sent: the status is what the cut stands for, not the 200 node:http defaults to.
-    const status = ctx.res.headersSent || cause === undefined ? ctx.status : cause === 'client_abort' ? CLIENT_CLOSED : cause === 'shutdown' ? CUT_AT_SHUTDOWN : ctx.status;
+    const status = cause === undefined || ctx.res.headersSent ? ctx.status : cause === 'client_abort' ? CLIENT_CLOSED : cause === 'shutdown' ? CUT_AT_SHUTDOWN : ctx.status;
     if (this.metricsOn) this.record(ctx, status, now);
     const access = this.access;
     if (access !== undefined) access.write(ctx, status, now);
