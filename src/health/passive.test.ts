@@ -267,3 +267,15 @@ test('outlier detection turned off takes no unreachable instance out either', ()
   b.unreachable(b.instances[0]!);
   assert.equal(b.instances[0]!.ejected, false);
 });
+
+test('an unreachable instance that leaves the config is no longer probed, and starts afresh if it returns', async () => {
+  const { instances, unreachable, clock, reach } = setup(2);
+  const i = instances[0]! as OutlierInstance & { draining: boolean };
+  unreachable(i);
+  i.draining = true;
+  clock.advance(100);
+  await settle();
+  assert.equal(reach.probes, 0, 'no probe once it left');
+  assert.equal(clock.pending, 0, 'no timer left behind');
+  assert.equal(i.ejected, false);
+});

@@ -42,7 +42,7 @@ export interface OutlierInstance {
   /** Where a connect probe goes; an instance without them is readmitted on the timer only. */
   readonly address?: string;
   readonly port?: number;
-  /** Left the config: probing stops. */
+  /** Left the config: probing stops and the mark is dropped. */
   readonly draining?: boolean;
 }
 
@@ -212,8 +212,10 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
     st.timer = undefined;
     if (this.stopped || !st.unreachable) return;
     if (instance.draining === true) {
-      // It left the config: nobody will send to it again.
+      // It left the config, so nothing is sent to it anyway; should it come back, it starts afresh.
       this.ejected.delete(instance);
+      st.unreachable = false;
+      instance.ejected = false;
       return;
     }
     void this.probe(instance).then((ok) => {
