@@ -10,7 +10,6 @@
  * API
  *   DELTA_SECONDS_MAX = 2147483648                        RFC 9111 §1.2.2
  *   DEFAULT_TARGETED_FIELDS = ['KubeProxy-Cache-Control', 'CDN-Cache-Control']
- *   parseDeltaSeconds(text): number | undefined           1*DIGIT, capped at 2^31
  *   parseCacheControl(value | lines): Map<name, DirectiveValue[]>
  *   responseDirectives(rawResponseHeaders, targets?): ResponseCacheControl
  *       the directives this cache obeys: the first valid targeted field, else
@@ -67,7 +66,7 @@ export type DirectiveValue = undefined | { readonly text: string; readonly numer
 export type DirectiveMap = Map<string, DirectiveValue[]>;
 
 /** Parses `1*DIGIT` (RFC 9111 §1.2.2); overflow → 2^31; anything else → undefined. */
-export function parseDeltaSeconds(text: string): number | undefined {
+function parseDeltaSeconds(text: string): number | undefined {
   if (text.length === 0) return undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -220,7 +219,7 @@ function fieldListDirective(values: readonly DirectiveValue[] | undefined): {
 }
 
 /** Builds the typed response view of a directive map. */
-export function toResponseDirectives(map: DirectiveMap): ResponseDirectives {
+function toResponseDirectives(map: DirectiveMap): ResponseDirectives {
   const noCache = fieldListDirective(map.get('no-cache'));
   const priv = fieldListDirective(map.get('private'));
   return {

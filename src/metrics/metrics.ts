@@ -144,11 +144,6 @@ export function statusClass(status: number): StatusClass {
 const ERROR_CAUSE_INDEX = new Map<string, number>(ERROR_CAUSES.map((c, i) => [c, i]));
 const CACHE_RESULT_INDEX = new Map<string, number>(CACHE_RESULTS.map((c, i) => [c, i]));
 
-/** Seconds elapsed since `startMs`, a value of `performance.now()`. */
-export function secondsSince(startMs: number): number {
-  return (performance.now() - startMs) / 1000;
-}
-
 // ---------------------------------------------------------------------------
 // Public handle types
 // ---------------------------------------------------------------------------
