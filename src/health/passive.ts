@@ -21,8 +21,9 @@
  *   before any response byte: `ProxyError.unreachable`) is taken out at once, not after
  *   `consecutiveFailures`, and regardless of `maxEjectionPercent` (sending to it cannot succeed,
  *   so keeping it in rotation protects nothing). It is readmitted as soon as a TCP connect to it
- *   succeeds, tried every 100 ms at first and then every 500 ms, so an instance that comes back is
- *   in rotation within about half a second, however often it was out before. Each such failure
+ *   succeeds, tried after 100 ms, 200 ms, then every 500 ms (each probe bounded by the service's
+ *   connect timeout), so an instance that comes back is in rotation within about half a second,
+ *   however long it was out. Each such failure
  *   still counts towards `consecutiveFailures`: an instance that accepts connections and drops
  *   every request is ejected on the timer like any other failing instance. Like Envoy's split of
  *   "locally originated" errors, and Linkerd's probe of a tripped endpoint.
@@ -47,13 +48,15 @@ export interface OutlierInstance {
 }
 
 /** Resolves true when the instance accepts a TCP connection (health/connect-probe.ts in the proxy). */
-export type ReachabilityProbe<I> = (instance: I) => Promise<boolean>;
+export type ReachabilityProbe<I> = (instance: I, timeoutMs: number) => Promise<boolean>;
 
 /** What the detector needs of a service (a `Service` in the proxy). */
 export interface OutlierService<I extends OutlierInstance> {
   readonly name: string;
   readonly outlier: OutlierConfig;
   readonly instances: readonly I[];
+  /** The connect timeout also bounds a connect probe (0 = none: a probe then waits 10 s at most). */
+  readonly timeouts?: { readonly connect: number };
 }
 
 /** Hooks for logs and metrics. */
@@ -90,7 +93,7 @@ const INSTANCE_FAILURES: ReadonlySet<ErrorCause> = new Set<ErrorCause>(['connect
 /** Connect probes of an unreachable instance: soon at first, then at this pace. */
 const PROBE_FIRST_MS = 100;
 const PROBE_EVERY_MS = 500;
-const PROBE_TIMEOUT_MS = 1000;
+const PROBE_TIMEOUT_MS = 10_000;
 
 interface State {
   consecutive: number;
@@ -103,12 +106,14 @@ interface State {
   unreachable: boolean;
   /** The delay before the next connect probe. */
   probeDelay: number;
+  /** How long one connect probe may take: the service's connect timeout. */
+  probeTimeout: number;
 }
 
-function defaultProbe(instance: OutlierInstance): Promise<boolean> {
+function defaultProbe(instance: OutlierInstance, timeoutMs: number): Promise<boolean> {
   // Nowhere to probe: readmitted at the first probe time, and taken out again if it still fails.
   if (instance.address === undefined || instance.port === undefined) return Promise.resolve(true);
-  return canConnect(instance.address, instance.port, PROBE_TIMEOUT_MS);
+  return canConnect(instance.address, instance.port, timeoutMs);
 }
 
 export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
@@ -152,13 +157,17 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
       return;
     }
     if (st === undefined) {
-      st = { consecutive: 0, ejections: 0, readmittedAt: 0, timer: undefined, unreachable: false, probeDelay: PROBE_FIRST_MS };
+      st = { consecutive: 0, ejections: 0, readmittedAt: 0, timer: undefined, unreachable: false, probeDelay: PROBE_FIRST_MS, probeTimeout: PROBE_TIMEOUT_MS };
       this.states.set(instance, st);
     }
     st.consecutive++;
     // Over the share: the count stays at the threshold, so the next failure tries again.
     if (st.consecutive >= cfg.consecutiveFailures && this.mayEject(service)) return this.eject(instance, service.name, st, cfg);
-    if (failure?.unreachable === true && cfg.maxEjectionPercent > 0) this.takeOut(instance, service.name, st);
+    if (failure?.unreachable === true && cfg.maxEjectionPercent > 0) {
+      const connect = service.timeouts?.connect ?? 0;
+      st.probeTimeout = connect > 0 ? connect : PROBE_TIMEOUT_MS;
+      this.takeOut(instance, service.name, st);
+    }
   }
 
   /** Consecutive failures counted for `instance` (for status pages and tests). */
@@ -218,7 +227,7 @@ export class OutlierDetector<I extends OutlierInstance = OutlierInstance> {
       instance.ejected = false;
       return;
     }
-    void this.probe(instance).then((ok) => {
+    void this.probe(instance, st.probeTimeout).then((ok) => {
       if (this.stopped || !st.unreachable) return;
       if (ok) return this.readmit(instance, service, st);
       st.probeDelay = Math.min(st.probeDelay * 2, PROBE_EVERY_MS);
