@@ -21,7 +21,8 @@ const PROMTOOL = process.env.PROMTOOL || 'promtool';
 const SKIP = process.env.KUBEPROXY_SKIP_PROMTOOL === '1';
 
 function promtool(args: string[], cwd = ROOT): { status: number | null; output: string; missing: boolean } {
-  const r = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 60_000 });
+  // A bound, not a speed check: the rule tests evaluate hours of series (~20 s alone, more on a busy machine).
+  const r = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 240_000 });
   const missing = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
   if (r.error && !missing) throw r.error;
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}`, missing };
