@@ -66,6 +66,9 @@ test('bearer-auth: no token or a wrong one gets a 401 with WWW-Authenticate and 
   assert.equal(JSON.parse(right.text).auth, 'Bearer s3cret-token');
   const open = await request(proxy.port, { host: 'web.test', path: '/healthz' });
   assert.equal(open.status, 200, 'a public path needs no token');
+  for (const sneaky of ['/healthz/../private', '/healthz/%2e%2e/private', '/healthz/..%2fprivate', '/healthz/.%2E/private']) {
+    assert.equal((await request(proxy.port, { host: 'web.test', path: sneaky })).status, 401, `${sneaky} is not public`);
+  }
   assert.equal(origin.requests.length, 2);
 });
 

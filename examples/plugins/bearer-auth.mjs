@@ -14,6 +14,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
+ * A dot segment (RFC 3986 §3.3), also percent-encoded or around an encoded or back slash: an
+ * instance that resolves it could serve `/healthz/../admin` as `/admin`, so such a path is never public.
+ */
+const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?:\/|\\|%2f|%5c|\?|$)/i;
+
+/**
  * @typedef {{ tokens?: string[], tokensEnv?: string, realm?: string, publicPaths?: string[], forwardToken?: boolean }} BearerOptions
  * @type {import('kubeproxy').PluginFactory<BearerOptions>}
  */
@@ -30,8 +36,7 @@ export default function bearerAuth(options) {
   return {
     name: 'bearer-auth',
     onRequest(ctx) {
-      const { path } = ctx.request;
-      if (publicPaths.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`) || path.startsWith(`${p}?`))) return;
+      if (isPublic(ctx.request.path, publicPaths)) return;
       const header = ctx.request.headers.get('authorization');
       const m = header === null ? null : /^Bearer +([\x21-\x7e]+) *$/i.exec(header);
       if (m === null) {
@@ -51,6 +56,12 @@ export default function bearerAuth(options) {
       if (!forwardToken) ctx.request.headers.delete('authorization');
     },
   };
+}
+
+/** `/healthz` makes `/healthz`, `/healthz?x` and `/healthz/...` public; `/static/` everything under it. */
+function isPublic(path, publicPaths) {
+  if (publicPaths.length === 0 || DOT_SEGMENT.test(path)) return false;
+  return publicPaths.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`) || path.startsWith(`${p}?`));
 }
 
 function digest(token) {
