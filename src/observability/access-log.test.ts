@@ -99,7 +99,7 @@ describe('formatAccessLogLine', () => {
   });
 });
 
-describe('AccessLog batches', () => {
+describe('AccessLog output', () => {
   const make = (ua: string, message = '') => {
     const req = { method: 'GET', url: '/x', headers: {}, rawHeaders: ['User-Agent', ua] } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, {} as ServerResponse, 'id-1', '10.0.0.1');
@@ -120,14 +120,14 @@ describe('AccessLog batches', () => {
     const agent = (i: number) => `client é ✓ 😀 ${'x'.repeat(200)} ${i}`;
     for (let i = 0; i < 2000; i++) log.write(make(agent(i)), 200, 0);
     log.flush();
-    assert.ok(chunks.length > 1, 'more than one batch');
-    for (const c of chunks) assert.equal(c.at(-1), 0x0a, 'every batch ends with a newline');
+    assert.ok(chunks.length > 1, 'more than one write');
+    for (const c of chunks) assert.equal(c.at(-1), 0x0a, 'every write ends with a newline');
     const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
     assert.equal(lines.length, 2000);
     lines.forEach((l, i) => assert.equal((JSON.parse(l) as { userAgent: string }).userAgent, agent(i)));
   });
 
-  it('writes a line longer than a batch on its own, after the lines before it', () => {
+  it('writes a line longer than a destination buffer whole, after the lines before it', () => {
     const { log, chunks } = capture();
     log.write(make('first'), 200, 0);
     log.write(make('long', 'é'.repeat(40_000)), 502, 0);
