@@ -68,9 +68,11 @@ export class Service {
   }
 
   /**
-   * Picks an instance for one attempt. When no instance is available because all are unhealthy or
-   * ejected, every non-draining instance is tried anyway (Envoy's panic mode): answering 503 to
-   * everyone is worse than trying instances that may have recovered.
+   * Picks an instance for one attempt. When no instance is available because all are unhealthy,
+   * ejected or unreachable, every non-draining instance is tried anyway (Envoy's panic mode):
+   * answering 503 to everyone is worse than trying instances that may have recovered. A refused
+   * connection then moves the request on to an instance not tried yet at no retry-budget cost
+   * (server/exchange.ts), so the first instance back serves at once.
    */
   pick(ctx: PickContext): Instance | undefined {
     const picked = this.balancer.pick(this.instances, ctx);
