@@ -78,6 +78,13 @@ describe('least-request balancer', () => {
     for (let i = 0; i < 500; i++) assert.equal(b.pick(all, { exclude: tried }), all[1]);
   });
 
+  test('with nothing in flight, requests rotate exactly by weight, as round-robin does', () => {
+    const all = [new Instance('a', 0, 2), new Instance('b'), new Instance('c')];
+    const b = new LeastRequestBalancer();
+    const got = Array.from({ length: 8 }, () => b.pick(all, {})!.id).join(' ');
+    assert.equal(got, 'a b c a a b c a');
+  });
+
   test('with one available instance, sends everything to it whatever its load', () => {
     const all = [new Instance('down', 0), new Instance('loaded', 500)];
     all[0].up = false;

@@ -1,25 +1,32 @@
 import { activeExclude, isEligible, weightOf } from './balancer.ts';
 import type { Balancer, PickContext, Pickable } from './balancer.ts';
 import type { RandomSource } from './random.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
 
 /**
  * Least request by the power of two choices (Mitzenmacher, "The Power of Two
  * Choices in Randomized Load Balancing", IEEE TPDS 2001; what Envoy's
- * LEAST_REQUEST does when all weights are equal): draw two distinct eligible instances
- * at random by weight and send the request to the one with fewer requests in
- * flight per unit of weight.
+ * LEAST_REQUEST does when all weights are equal): take two distinct eligible
+ * instances and send the request to the one with fewer requests in flight per unit
+ * of weight. The first candidate is the next one of a smooth weighted round-robin,
+ * the second a random draw by weight among the others.
  *
- * Why two random candidates rather than the global minimum: every replica of the
- * proxy sees only its own in-flight counts, and a strict minimum makes all of
- * them herd onto the same idle instance at once; two choices already cut the
- * maximum load from O(log n / log log n) to O(log log n) while staying random
- * enough not to herd. It also means the most loaded instance is never chosen
+ * Why two candidates rather than the global minimum: every replica of the proxy
+ * sees only its own in-flight counts, and a strict minimum makes all of them herd
+ * onto the same idle instance at once; two choices already cut the maximum load
+ * from O(log n / log log n) to O(log log n) while staying random enough not to
+ * herd. It also means the most loaded instance is never chosen
  * while any other is eligible.
  *
- * Ties go to the first candidate, which is itself a weighted draw, so with no load
- * at all the traffic splits exactly by weight.
+ * Ties go to the first candidate, the round-robin one: with no load at all (a
+ * client sending one request at a time) the traffic rotates exactly by weight, as
+ * NGINX's least_conn tries equally loaded servers "in turn", instead of landing
+ * twice in a row on one instance by chance. The rotation is per proxy process, so
+ * replicas do not move in step.
  */
 export class LeastRequestBalancer implements Balancer {
+  private readonly rotation = new RoundRobinBalancer();
+
   constructor(private readonly random: RandomSource = Math.random) {}
 
   pick<T extends Pickable>(instances: readonly T[], ctx: PickContext): T | undefined {
@@ -41,7 +48,8 @@ export class LeastRequestBalancer implements Balancer {
     }
     if (count <= 1) return only;
 
-    const first = draw(instances, exclude, this.random() * total, undefined);
+    // Falls back past `exclude` exactly as the loop above did (when every eligible one was tried).
+    const first = this.rotation.pick(instances, ctx);
     if (first === undefined) return only;
     const firstWeight = weightOf(first);
     const second = draw(instances, exclude, this.random() * (total - firstWeight), first);
