@@ -217,19 +217,6 @@ const dnsServer = z.string().refine(
  */
 const pluginEntry = z.strictObject({
   module: z.string().min(1, { error: 'expected a module path like "./plugins/auth.mjs" or a package name' }),
-  options: z.record(z.string(), z.unknown()).default({}),
-  /** Longest an async hook may take; past it the request gets a 500 naming the plugin. */
-  timeout: duration('10s'),
-});
-export type PluginConfig = z.output<typeof pluginEntry>;
-
-/**
- * A plugin (docs/plugins.md): an ES module whose default export takes `options` and returns hooks.
- * `module` is a path relative to the config file's directory (`./plugins/auth.mjs`) or a package
- * name. Modules are imported when the config is loaded (start, reload, --check).
- */
-const pluginEntry = z.strictObject({
-  module: z.string().min(1, { error: 'expected a module path like "./plugins/auth.mjs" or a package name' }),
   options: z.looseObject({}).default({}),
   /** Longest an async hook may take; past it the request gets a 500 naming the plugin. */
   timeout: duration('10s'),
@@ -256,8 +243,6 @@ const serviceSchema = z
     cache: z.boolean().default(true),
     /** Host header sent upstream: the client's (default) or a fixed one. */
     upstreamHost: z.string().optional(),
-    /** Run after the proxy-level plugins; their onRequest runs after routing, before the cache key. */
-    plugins: z.array(pluginEntry).default([]),
     /** Run after the proxy-level plugins; their onRequest runs after routing, before the cache key. */
     plugins: z.array(pluginEntry).default([]),
   })
@@ -355,8 +340,6 @@ const proxySchema = z
       .prefault({}),
     /** Watch the config file and reload on change (SIGHUP always reloads). */
     watch: z.boolean().default(true),
-    /** Plugins for every request, in order; their onRequest runs before routing and the cache. */
-    plugins: z.array(pluginEntry).default([]),
     /** Plugins for every request, in order; their onRequest runs before routing and the cache. */
     plugins: z.array(pluginEntry).default([]),
     services: z.array(serviceSchema).min(1, { error: 'expected at least one service' }),
