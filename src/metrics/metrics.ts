@@ -68,14 +68,14 @@ export const ERROR_CAUSES = [
   'no_route',
   // the proxy is shutting down (an upgrade refused while draining)
   'shutting_down',
+  // in flight when shutdown.drainTimeout ran out, cut by the proxy
+  'shutdown',
   // rejected by limits
   'overload',
   // only-if-cached request that the cache could not serve
   'not_cached',
   // a plugin hook threw, rejected or timed out
   'plugin_error',
-  // in flight when shutdown.drainTimeout ran out, cut by the proxy
-  'shutdown',
 ] as const;
 export type ErrorCause = (typeof ERROR_CAUSES)[number];
 
