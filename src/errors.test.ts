@@ -4,7 +4,7 @@ import { ERROR_KINDS, ProxyError, finalAttemptError, type ErrorCause } from './e
 
 const kinds = Object.keys(ERROR_KINDS) as ErrorCause[];
 /** Kinds that are only logged and counted: the connection is cut, no answer is written. */
-const NEVER_SENT: readonly ErrorCause[] = ['client_abort', 'shutdown'];
+const NEVER_SENT: readonly ErrorCause[] = ['client_abort', 'drain_timeout'];
 
 describe('the error table', () => {
   it('every 503 the proxy answers says when to try again', () => {

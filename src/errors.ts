@@ -33,9 +33,10 @@ export const ERROR_KINDS = {
   // the proxy cannot take it now: 503s say when to try again
   no_healthy_instance: kind(503, { retryAfter: 1 }),
   overload: kind(503, { retryAfter: 1 }),
-  shutting_down: kind(503, { retryAfter: 1, close: true }),
+  // An upgrade refused once shutdown has begun: a tunnel would outlive the drain.
+  draining: kind(503, { retryAfter: 1, close: true }),
   // In flight when shutdown.drainTimeout ran out: the connection is closed, nothing more is sent; logged and counted.
-  shutdown: kind(503, { close: true }),
+  drain_timeout: kind(503, { close: true }),
   // the instance failed; only a connect failure sent nothing (a connect timeout is made retryable where it is raised)
   connect: kind(502, { retryable: true }),
   reset: kind(502),

@@ -189,7 +189,7 @@ export class Runtime implements PipelineHost, AdminHost {
     this.inflight--;
     // Cut by the drain deadline, not by the client: its own cause in the log and the metrics.
     if (this.cutAt > 0 && ctx.errorCause === 'client_abort' && Date.now() >= this.cutAt) {
-      ctx.errorCause = 'shutdown';
+      ctx.errorCause = 'drain_timeout';
       ctx.errorMessage = 'cut when shutdown.drainTimeout ran out';
     }
     for (const fn of this.endListeners) fn(ctx);
@@ -302,7 +302,7 @@ export class Runtime implements PipelineHost, AdminHost {
   /**
    * SIGTERM: readiness fails at once, serving goes on for `shutdown.delay` (so Kubernetes removes
    * the endpoint), then the listener stops accepting and in-flight requests get `drainTimeout`;
-   * those still running then are cut (cause `shutdown`). During the start, the start stops
+   * those still running then are cut (cause `drain_timeout`). During the start, the start stops
    * waiting for service discovery and nothing is bound after it. Every call returns the same promise.
    */
   shutdown(): Promise<void> {

@@ -198,7 +198,7 @@ proxy:
     });
   }
 
-  test('a request cut when shutdown.drainTimeout runs out is logged with the cause "shutdown"', async () => {
+  test('a request cut when shutdown.drainTimeout runs out is logged with the cause "drain_timeout"', async () => {
     const origin = await startOrigin((req) => req.resume()); // never answers
     const port = await deadPort();
     const config = VALID(port, origin.port).replace('  services:', '  shutdown: { drainTimeout: 300ms }\n  services:');
@@ -214,7 +214,7 @@ proxy:
       assert.ok((await cut) instanceof Error, 'the client saw its connection closed');
       const line = out.split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.path === '/held');
       assert.ok(line, out);
-      assert.equal(line.errorCause, 'shutdown');
+      assert.equal(line.errorCause, 'drain_timeout');
       assert.equal(line.status, 503, 'nothing was sent: logged as the 503 the cut stands for, not as 200 or 499');
       assert.match(String(line.errorMessage), /drainTimeout/);
     } finally {

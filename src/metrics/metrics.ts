@@ -66,10 +66,10 @@ export const ERROR_CAUSES = [
   'request_timeout',
   'http_version',
   'no_route',
-  // the proxy is shutting down (an upgrade refused while draining)
-  'shutting_down',
+  // an upgrade refused while the proxy drains at shutdown
+  'draining',
   // in flight when shutdown.drainTimeout ran out, cut by the proxy
-  'shutdown',
+  'drain_timeout',
   // rejected by limits
   'overload',
   // only-if-cached request that the cache could not serve

@@ -18,7 +18,7 @@
  * Error counting (kubeproxy_errors_total{cause}): an attempt that fails with an upstream cause
  * (connect, timeout, reset, upstream_protocol) is counted when it ends, retried or not; a
  * request is counted at its end for any other cause (no_healthy_instance, client_abort,
- * no_route, overload, shutdown: in flight when shutdown.drainTimeout ran out…), and for an upstream cause only when no attempt was made (a request
+ * no_route, overload, drain_timeout: in flight when shutdown.drainTimeout ran out…), and for an upstream cause only when no attempt was made (a request
  * timing out while it waits for a connection). A request whose only instance refuses the
  * connection therefore counts one `connect` and one `no_healthy_instance` (the 503 it got).
  */
@@ -54,7 +54,7 @@ const UPSTREAM_CAUSES: ReadonlySet<string> = new Set<ErrorCause>(['connect', 'ti
 /** Status logged and counted for a client that left before any response: NGINX's 499. */
 const CLIENT_CLOSED = 499;
 /** Status logged and counted for a request the proxy cut when shutdown.drainTimeout ran out. */
-const CUT_AT_SHUTDOWN = new ProxyError('shutdown', 'cut at shutdown').status;
+const CUT_AT_SHUTDOWN = new ProxyError('drain_timeout', 'cut at shutdown').status;
 
 /** Where cache size and evictions come from: the cache store's `stats()`. */
 export type CacheStatsSource = () => MaybePromise<CacheStats | undefined>;
@@ -199,7 +199,7 @@ export class Observability {
     const now = performance.now();
     const cause = ctx.errorCause;
     // Nothing was sent: the status is what the cut stands for, not the 200 node:http defaults to.
-    const status = cause === undefined || ctx.res.headersSent ? ctx.status : cause === 'client_abort' ? CLIENT_CLOSED : cause === 'shutdown' ? CUT_AT_SHUTDOWN : ctx.status;
+    const status = cause === undefined || ctx.res.headersSent ? ctx.status : cause === 'client_abort' ? CLIENT_CLOSED : cause === 'drain_timeout' ? CUT_AT_SHUTDOWN : ctx.status;
     if (this.metricsOn) this.record(ctx, status, now);
     const access = this.access;
     if (access !== undefined) access.write(ctx, status, now);

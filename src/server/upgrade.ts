@@ -37,7 +37,7 @@ export class UpgradeHandler {
     socket.on('error', () => socket.destroy());
     const target = parseTarget(req, fields, snapshot.isTrusted(ip) ? forwardedScheme(fields.forwardedProto) : 'http');
     if (typeof target === 'string') return sendRawError(socket, new ProxyError('bad_request', target), id);
-    if (this.host.draining) return sendRawError(socket, new ProxyError('shutting_down', 'the proxy is shutting down'), id);
+    if (this.host.draining) return sendRawError(socket, new ProxyError('draining', 'the proxy is shutting down'), id);
     const service = snapshot.router.match(target.host);
     if (service === undefined) return sendRawError(socket, new ProxyError('no_route', `no service is configured for host "${target.host}"`), id);
     // Plugins' onRequest hooks guard upgrades as they guard requests (an auth plugin's 401).
