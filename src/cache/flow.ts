@@ -51,6 +51,7 @@ import type { RequestCache, RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import { log } from '../log.ts';
 import type { UpstreamRequest } from '../upstream/client.ts';
+import { forwardedScheme } from '../upstream/forwarded-proto.ts';
 import { rawHeader } from '../upstream/headers.ts';
 import type { Service } from '../upstream/service.ts';
 import type { Flight, FlightOutcome, WaitOutcome } from './collapse.ts';
@@ -59,7 +60,7 @@ import { Fill, declaredLength, headerStrings } from './fill.ts';
 import { hasHeader, removeHeaders, type RawHeaders } from './headers.ts';
 import { isPlainRequest, plainDecision } from './hit.ts';
 import type { AfterAnswer, AfterError, CacheLookup, InterceptAction } from './interceptor.ts';
-import { cacheKey, type RequestTarget, type Scheme } from './key.ts';
+import { cacheKey, type RequestTarget } from './key.ts';
 import type { CacheLayer } from './layer.ts';
 import {
   STALE_IF_ERROR_STATUSES,
@@ -621,7 +622,8 @@ export class CacheFlow implements RequestCache {
     // Origin-form: the path as it goes upstream (a plugin's rewrite changes the key); absolute-form keeps its own authority and scheme.
     const target = url.charCodeAt(0) === 47 /* / */ ? this.upstream.path : url;
     // The first Host line, as req.headers.host gives it (without building that object).
-    return { scheme: requestScheme(this.upstream.headers), authority: rawHeader(this.reqHeaders, 'host') ?? '', target };
+    // The scheme for keys: X-Forwarded-Proto as the pipeline forwards it (the client's only from trusted peers).
+    return { scheme: forwardedScheme(rawHeader(this.upstream.headers, 'x-forwarded-proto')), authority: rawHeader(this.reqHeaders, 'host') ?? '', target };
   }
 
   /** The forwarded request without the client's validators (see the header). */
@@ -687,15 +689,4 @@ function mayHaveDirectives(raw: RawHeaders): boolean {
     if (lower === 'cache-control' || lower === 'pragma') return true;
   }
   return false;
-}
-
-const HTTPS_FIRST = /^\s*https\s*(,|$)/i;
-
-/** The scheme for keys: X-Forwarded-Proto as the pipeline forwards it (the client's only from trusted peers). */
-function requestScheme(upstreamHeaders: readonly string[]): Scheme {
-  const proto = rawHeader(upstreamHeaders, 'x-forwarded-proto');
-  // The pipeline sets a bare `http` / `https` unless a trusted peer sent a list: no regex for those.
-  if (proto === undefined || proto === 'http') return 'http';
-  if (proto === 'https') return 'https';
-  return HTTPS_FIRST.test(proto) ? 'https' : 'http';
 }

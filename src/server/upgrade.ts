@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ProxyError, finalAttemptError, upstreamError } from '../errors.ts';
+import { forwardedScheme } from '../upstream/forwarded-proto.ts';
 import { balancerKey } from '../upstream/hash-key.ts';
 import { upstreamRequestHeaders } from '../upstream/headers.ts';
 import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
@@ -20,7 +21,7 @@ import { requestId } from './request-id.ts';
 import { scanRequestHeaders } from './request-fields.ts';
 import { upgradeHooks, type UpgradeDecision } from './hooks.ts';
 import { sendRawAnswer, sendRawError } from './respond.ts';
-import { forwardedScheme, parseTarget } from './validate.ts';
+import { parseTarget } from './validate.ts';
 
 export class UpgradeHandler {
   /** Open tunnels, for graceful shutdown. */

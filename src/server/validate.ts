@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { normalizeAuthority, type Scheme } from '../cache/key.ts';
 import type { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
+import { forwardedScheme } from '../upstream/forwarded-proto.ts';
 import { normaliseHost } from '../routing/host.ts';
 import { scanRequestHeaders, type RequestFields } from './request-fields.ts';
 
@@ -58,9 +59,4 @@ export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRe
   const authority = normalizeAuthority(hostHeader, scheme);
   if (host === undefined || authority === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
   return { host, hostHeader, authority, path };
-}
-
-/** The scheme a trusted X-Forwarded-Proto names first, as the cache reads it (cache/flow.ts requestScheme). */
-export function forwardedScheme(proto: string | undefined): Scheme {
-  return proto !== undefined && /^\s*https\s*(,|$)/i.test(proto) ? 'https' : 'http';
 }
