@@ -71,6 +71,15 @@ describe('kubeproxy CLI', () => {
     assert.equal(r.stdout, '');
   });
 
+  test('--check on a config whose admin tokenFile is missing names the key and the file, exit code 2', () => {
+    const path = file('token.yaml', VALID(8080, 9090).replace('port: 0 }', 'port: 0, tokenFile: /var/run/kubeproxy/admin/token }'));
+    const r = run(['--check', '--config', path]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /proxy\.admin\.tokenFile: cannot read "\/var\/run\/kubeproxy\/admin\/token": no such file/);
+    assert.doesNotMatch(r.stderr, /ENOENT|\n\s+at /, 'no error code or stack trace');
+    assert.equal(r.stdout, '');
+  });
+
   test('--check lists every problem: a duplicate service name next to other errors', () => {
     const path = file(
       'dup.yaml',

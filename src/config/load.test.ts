@@ -172,7 +172,12 @@ describe('config', () => {
       ]);
       writeFileSync(join(dir, 'missing.yaml'), config('{ tokenFile: nope }'));
       assert.throws(() => loadConfigFile(join(dir, 'missing.yaml')), (err: ConfigError) => {
-        assert.deepEqual(err.problems, ['proxy.admin.tokenFile: cannot read "nope": ENOENT']);
+        assert.deepEqual(err.problems, ['proxy.admin.tokenFile: cannot read "nope": no such file']);
+        return true;
+      });
+      writeFileSync(join(dir, 'dir.yaml'), config('{ tokenFile: . }'));
+      assert.throws(() => loadConfigFile(join(dir, 'dir.yaml')), (err: ConfigError) => {
+        assert.deepEqual(err.problems, ['proxy.admin.tokenFile: cannot read ".": a directory, not a file']);
         return true;
       });
     } finally {

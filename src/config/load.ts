@@ -81,11 +81,26 @@ function readToken(file: string, source: string): string {
   try {
     token = readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw problem(`cannot read ${JSON.stringify(cap(file))}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw problem(`cannot read ${JSON.stringify(cap(file))}: ${readFailure(err as NodeJS.ErrnoException)}`);
   }
   if (token === '') throw problem(`${JSON.stringify(cap(file))} is empty`);
   if (!BEARER_TOKEN.test(token)) throw problem(`the content of ${JSON.stringify(cap(file))} is not a Bearer token (visible ASCII without spaces, RFC 6750 §2.1)`);
   return token;
+}
+
+/** Why a file could not be read, in words (an operator reads it, not a programmer): `no such file`, not `ENOENT`. */
+function readFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'a directory, not a file';
+    default:
+      return err.code ?? err.message;
+  }
 }
 
 /** `proxy.services[i].name: duplicate service name …`, read from the raw input (same words as the schema's check). */
