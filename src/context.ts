@@ -58,6 +58,8 @@ export class RequestContext {
   hostHeader = '';
   /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
   authority = '';
+  /** The connection's scheme: `https` on the TLS listener (set by validate; X-Forwarded-Proto, the cache key). */
+  scheme: 'http' | 'https' = 'http';
   /** Upstream attempts made (1 + retries). */
   attempts = 0;
   /** The response status: set before the head is written (a plugin's onResponse may change it). */

@@ -17,8 +17,10 @@ import { KubernetesDiscovery } from './discovery/kubernetes.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { OutlierDetector } from './health/passive.ts';
 import { Observability } from './observability/wire.ts';
+import { httpsRedirect } from './server/https-redirect.ts';
 import { Listener } from './server/listener.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
+import { TlsListener } from './server/tls.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
 import { pluginBaseDir } from './plugins/load.ts';
 import { loadPluginSet } from './plugins/set.ts';
@@ -85,6 +87,8 @@ export class Runtime implements PipelineHost, AdminHost {
   readonly pipeline: Pipeline;
   readonly upgrades: UpgradeHandler;
   readonly listener: Listener;
+  /** The HTTPS listener (`proxy.tls`); its presence is read at start only. */
+  readonly tls: TlsListener | undefined;
   readonly admin: AdminServer | undefined;
   /** The HTTP cache; outlives snapshots (a reload keeps the entries, see cache/layer.ts). */
   readonly cache: CacheLayer;
@@ -127,7 +131,10 @@ export class Runtime implements PipelineHost, AdminHost {
     });
     this.pipeline = new Pipeline(this);
     this.upgrades = new UpgradeHandler(this);
-    this.listener = new Listener(this.pipeline, this.upgrades, config.proxy.client);
+    const tls = config.proxy.tls;
+    this.tls = tls === undefined ? undefined : new TlsListener(this.pipeline, this.upgrades, config.proxy.client, tls, (reason) => this.observability.metrics.tlsHandshakeError(reason));
+    const plain = tls?.redirectHttp === true ? httpsRedirect(() => this.tls!.address().port) : this.pipeline;
+    this.listener = new Listener(plain, this.upgrades, config.proxy.client);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;
     this.observability = new Observability(this, config);
     if (this.admin) {
@@ -155,18 +162,19 @@ export class Runtime implements PipelineHost, AdminHost {
   }
 
   private async begin(): Promise<void> {
-    const { listen, admin, services } = this.snapshot.config.proxy;
+    const { listen, admin, services, tls } = this.snapshot.config.proxy;
     await Promise.all([this.discovery.start(), this.kubernetes.start()]);
     if (this.draining) return;
     this.health.sync(this.snapshot.services.values());
     await this.listener.listen(listen.address, listen.port);
+    if (this.tls !== undefined && tls !== undefined) await this.tls.listen(tls.listen.address, tls.listen.port);
     if (this.draining) return;
     if (this.options.worker !== undefined) {
-      log.info({ listen: this.listener.address(), services: services.length }, 'worker started');
+      log.info({ listen: this.listener.address(), tls: this.tls?.address(), services: services.length }, 'worker started');
       return;
     }
     if (this.admin) await this.admin.listen(admin.address, admin.port);
-    log.info({ listen: this.listener.address(), admin: this.admin?.address(), services: services.length }, 'kubeproxy started');
+    log.info({ listen: this.listener.address(), tls: this.tls?.address(), admin: this.admin?.address(), services: services.length }, 'kubeproxy started');
   }
 
   /** The token state-changing admin endpoints need (admin/auth.ts); config/load.ts reads tokenFile into it. */
@@ -181,7 +189,7 @@ export class Runtime implements PipelineHost, AdminHost {
 
   /** Ready to take traffic: config loaded, listener bound, not draining. */
   get ready(): boolean {
-    return !this.draining && this.listener.server.listening;
+    return !this.draining && this.listener.server.listening && (this.tls === undefined || this.tls.listening);
   }
 
   // PipelineHost
@@ -254,6 +262,8 @@ export class Runtime implements PipelineHost, AdminHost {
     this.registry.sweep(config.proxy.shutdown.drainTimeout);
     this.health.sync(next.services.values());
     this.listener.applyClientConfig(config.proxy.client);
+    if (config.proxy.tls !== undefined) this.tls?.configure(config.proxy.client, config.proxy.tls);
+    if ((config.proxy.tls === undefined) !== (this.tls === undefined)) log.warn('proxy.tls added or removed: a restart is needed to start or stop the TLS listener');
     setLogLevel(config.proxy.log.level);
     this.observability.reloaded(config);
     log.info({ services: config.proxy.services.length }, 'config reloaded');
@@ -324,7 +334,8 @@ export class Runtime implements PipelineHost, AdminHost {
       if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     }
     this.cutAt = Date.now() + drainTimeout;
-    await this.listener.drain(drainTimeout, () => this.inflight > 0 || this.upgrades.open.size > 0);
+    const busy = (): boolean => this.inflight > 0 || this.upgrades.open.size > 0;
+    await Promise.all([this.listener.drain(drainTimeout, busy), this.tls?.drain(drainTimeout, busy)]);
     this.outliers.stop();
     await this.health.stop();
     this.discovery.close();

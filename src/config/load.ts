@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { BEARER_TOKEN, configSchema, type Config } from './schema.ts';
+import { readCertificatePair } from './certificates.ts';
+import { BEARER_TOKEN, configSchema, type Config, type TlsConfig } from './schema.ts';
 import { show } from './units.ts';
 
 export class ConfigError extends Error {
@@ -70,7 +71,28 @@ export function validateConfig(raw: unknown, source = '<config>'): Config {
   }
   const admin = result.data.proxy.admin;
   if (admin.tokenFile !== undefined) admin.token = readToken(admin.tokenFile, source);
+  const tls = result.data.proxy.tls;
+  if (tls !== undefined) checkCertificates(tls, source);
   return deepFreeze(result.data);
+}
+
+/**
+ * `proxy.tls.certificates`: paths resolved against the config file's directory (kept absolute
+ * in the Config, for the TLS listener to re-read and watch), and every pair read and checked.
+ */
+function checkCertificates(tls: TlsConfig, source: string): void {
+  const base = source.startsWith('<') ? process.cwd() : dirname(source);
+  const problems: string[] = [];
+  tls.certificates.forEach((c, i) => {
+    c.cert = resolve(base, c.cert);
+    c.key = resolve(base, c.key);
+    try {
+      readCertificatePair(c.cert, c.key, tls.minVersion);
+    } catch (err) {
+      problems.push(`proxy.tls.certificates[${i}]: ${(err as Error).message}`);
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(problems, source);
 }
 
 /** The content of `proxy.admin.tokenFile` (relative to the config file), trailing newline removed. */

@@ -261,9 +261,26 @@ const serviceSchema = z
     });
   });
 
+const filePath = z.string().min(1, { error: 'expected a file path, got ""' });
+
+/**
+ * The TLS listener (server/tls.ts): HTTPS on its own port. Certificate and key paths are relative
+ * to the config file; config/load.ts resolves them and checks each pair at every load (errors name
+ * the key); server/tls.ts re-reads them when they change.
+ */
+const tlsListener = z.strictObject({
+  listen: z.strictObject({ address: address.default('0.0.0.0'), port: listenPort.default(8443) }).prefault({}),
+  /** PEM files; SNI picks the one whose SAN names match (exact, then wildcard); the first is the default. */
+  certificates: z.array(z.strictObject({ cert: filePath, key: filePath })).min(1, { error: 'expected at least one certificate' }),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  /** The plain listener answers every request with a 308 to the same URL over https. */
+  redirectHttp: z.boolean().default(false),
+});
+
 const proxySchema = z
   .strictObject({
     listen: z.strictObject({ address: address.default('0.0.0.0'), port: listenPort.default(8080) }).prefault({}),
+    tls: tlsListener.optional(),
     admin: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -376,6 +393,7 @@ export type RetryConfig = ProxyConfig['retries'];
 export type LimitsConfig = ProxyConfig['limits'];
 export type HealthCheckConfig = NonNullable<ServiceConfig['healthCheck']>;
 export type OutlierConfig = ProxyConfig['outlierDetection'];
+export type TlsConfig = NonNullable<ProxyConfig['tls']>;
 export type BalancerKindName = z.output<typeof balancerKind>;
 
 /** All names of a service, `domain` first, de-duplicated. */

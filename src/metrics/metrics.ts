@@ -230,6 +230,8 @@ export interface ProxyMetrics {
   configLoaded(at?: Date): void;
   /** A plugin's hook threw, rejected or timed out (`plugin` is its configured name, `hook` e.g. onRequest). */
   pluginError(plugin: string, hook: string): void;
+  /** A client's TLS handshake failed; `reason` is one of a bounded set (server/tls.ts). */
+  tlsHandshakeError(reason: string): void;
   /**
    * Runs `fn` at the start of every `metricsText()`, before the exposition is
    * built: gauges read from state (in-flight, connections, pool use, health,
@@ -631,6 +633,12 @@ function declareFamily(registry: Registry) {
       labelNames: ['plugin', 'hook'] as const,
       registers,
     }),
+    tlsHandshakeErrors: new Counter({
+      name: 'kubeproxy_tls_handshake_errors_total',
+      help: 'TLS handshakes with clients that failed, by reason (server/tls.ts TLS_FAILURE_REASONS).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     discoveryErrors: new CellCounter({
       name: 'kubeproxy_discovery_errors_total',
       help: 'Service discovery (endpoint resolution) failures.',
@@ -961,6 +969,9 @@ export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics 
     },
     pluginError(plugin: string, hook: string): void {
       f.pluginErrors.inc({ plugin, hook });
+    },
+    tlsHandshakeError(reason: string): void {
+      f.tlsHandshakeErrors.inc({ reason });
     },
     beforeScrape(fn: () => void | Promise<void>): () => void {
       scrapeHooks.push(fn);

@@ -3,7 +3,8 @@
  * (header and request timeouts, header size, connection cap), clear 4xx answers to malformed
  * requests, and a graceful drain.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createSecureServer, type ServerOptions as SecureServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../config/schema.ts';
@@ -16,6 +17,9 @@ import { boundAddress, listenOn } from './bind.ts';
 import { errorBody, errorHead, sendRawError } from './respond.ts';
 
 type ClientConfig = ProxyConfig['client'];
+
+/** What answers requests: the Pipeline's two listeners. */
+export type RequestHandlers = Pick<Pipeline, 'onRequest' | 'onCheckContinue'>;
 
 const CLIENT_ERRORS: Record<string, [ErrorCause, string]> = {
   HPE_HEADER_OVERFLOW: ['headers_too_large', 'request headers are larger than the limit'],
@@ -37,8 +41,12 @@ export class Listener {
   connections = 0;
   private readonly sockets = new Set<Socket>();
 
-  constructor(pipeline: Pipeline, upgrade: UpgradeHandler, client: ClientConfig) {
-    this.server = createServer({
+  /**
+   * `secure`: TLS options (server/tls.ts) make this the HTTPS listener: the same server, limits
+   * and handlers over TLS. `pipeline` is the Pipeline, or what answers instead (a redirect).
+   */
+  constructor(pipeline: RequestHandlers, upgrade: UpgradeHandler, client: ClientConfig, secure?: SecureServerOptions) {
+    const options: ServerOptions = {
       maxHeaderSize: client.maxHeaderSize,
       headersTimeout: client.headerTimeout,
       requestTimeout: client.requestTimeout,
@@ -49,7 +57,9 @@ export class Listener {
       requireHostHeader: true,
       // Responses carry their request's context (server/accept.ts) as a declared field.
       ServerResponse: ProxyResponse,
-    });
+    };
+    // https.Server is an http.Server over TLS sockets (same options, events and connection tracking).
+    this.server = secure === undefined ? createServer(options) : (createSecureServer({ ...options, ...secure }) as unknown as Server);
     this.applyClientConfig(client);
     // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {

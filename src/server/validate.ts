@@ -26,7 +26,9 @@ interface Target {
 export function validate(ctx: RequestContext): ProxyError | undefined {
   const fields = ctx.fields!;
   const trusted = ctx.snapshot!.isTrusted(ctx.clientIp);
-  const target = parseTarget(ctx.req, fields, trusted ? forwardedScheme(fields.forwardedProto) : 'http');
+  // node:tls sockets say `encrypted`; plain ones have no such field.
+  if ((ctx.req.socket as { encrypted?: boolean }).encrypted === true) ctx.scheme = 'https';
+  const target = parseTarget(ctx.req, fields, trusted && fields.forwardedProto !== undefined ? forwardedScheme(fields.forwardedProto) : ctx.scheme);
   if (typeof target === 'string') return new ProxyError('bad_request', target);
   ctx.host = target.host;
   ctx.hostHeader = target.hostHeader;

@@ -58,6 +58,8 @@ export interface ForwardedInfo {
   upstreamHost: string | undefined;
   /** For an Upgrade request: keep Connection: upgrade and Upgrade. */
   upgrade: boolean;
+  /** The protocol of the client's connection (the TLS listener: https); default http. */
+  proto?: 'http' | 'https' | undefined;
 }
 
 /** Tokens of all Connection header fields, lower-cased (RFC 9110 §7.6.1). */
@@ -130,10 +132,10 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardedIn
   if (te) out.push('te', 'trailers');
   const peer = info.clientIp;
   const trusted = info.trust.isTrusted(peer);
-  // The listener speaks plain HTTP: this hop's protocol is always `http`.
-  const hop = `for=${forwardedNode(peer)};host=${forwardedValue(info.authority)};proto=http`;
+  const scheme = info.proto ?? 'http';
+  const hop = `for=${forwardedNode(peer)};host=${forwardedValue(info.authority)};proto=${scheme}`;
   out.push('x-forwarded-for', trusted && xff !== undefined ? `${xff}, ${peer}` : peer);
-  out.push('x-forwarded-proto', trusted && proto !== undefined ? proto : 'http');
+  out.push('x-forwarded-proto', trusted && proto !== undefined ? proto : scheme);
   out.push('x-forwarded-host', trusted && fwdHost !== undefined ? fwdHost : info.host);
   out.push('forwarded', trusted && forwarded !== undefined ? `${forwarded}, ${hop}` : hop);
   out.push('x-real-ip', trusted && xff !== undefined ? realClientIp(xff, peer, info.trust) : peer);

@@ -24,6 +24,7 @@ export function upstreamRequest(ctx: RequestContext): UpstreamRequest {
       via: snapshot.via,
       upstreamHost: ctx.service!.upstreamHost,
       upgrade: false,
+      proto: ctx.scheme,
     }),
     body: ctx.bodyLimit ?? (hasBody ? ctx.req : null),
   };
