@@ -16,6 +16,7 @@ import { DnsDiscovery } from './discovery/dns.ts';
 import { KubernetesDiscovery } from './discovery/kubernetes.ts';
 import { ActiveHealthChecker } from './health/active.ts';
 import { OutlierDetector } from './health/passive.ts';
+import { LiveStatus } from './observability/live-status.ts';
 import { Observability } from './observability/wire.ts';
 import { httpsRedirect } from './server/https-redirect.ts';
 import { Listener } from './server/listener.ts';
@@ -94,6 +95,8 @@ export class Runtime implements PipelineHost, AdminHost {
   readonly cache: CacheLayer;
   /** Metrics, access log, GET /metrics; subscribes to the request and attempt ends. */
   readonly observability: Observability;
+  /** The status page's figures: each service's last minute, instances' last errors, reloads. */
+  readonly live: LiveStatus;
   readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
   /** The start in progress (discovery, listen); a shutdown during it waits for it to give up. */
@@ -137,6 +140,7 @@ export class Runtime implements PipelineHost, AdminHost {
     this.listener = new Listener(plain, this.upgrades, config.proxy.client);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;
     this.observability = new Observability(this, config);
+    this.live = new LiveStatus(this);
     if (this.admin) {
       this.admin.route('GET /metrics', this.observability.metricsRoute);
       registerPurgeRoutes(this.admin, this);
@@ -266,6 +270,7 @@ export class Runtime implements PipelineHost, AdminHost {
     if ((config.proxy.tls === undefined) !== (this.tls === undefined)) log.warn('proxy.tls added or removed: a restart is needed to start or stop the TLS listener');
     setLogLevel(config.proxy.log.level);
     this.observability.reloaded(config);
+    this.live.config.reloaded();
     log.info({ services: config.proxy.services.length }, 'config reloaded');
   }
 
@@ -304,6 +309,7 @@ export class Runtime implements PipelineHost, AdminHost {
     } catch (err) {
       const message = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
       this.observability.reloadFailed();
+      this.live.config.failed(message);
       log.error({ err: message }, 'config reload failed; keeping the running config');
       return false;
     }

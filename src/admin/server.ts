@@ -1,12 +1,13 @@
 /**
  * The admin listener, on its own port and never reachable through the proxy's routes:
  * /healthz (liveness: the event loop answers), /readyz (config loaded, listener bound, not
- * draining), /metrics (Prometheus text) and /status (JSON: services, instances, health) are
- * open and read-only; routes for other methods (POST /cache/purge) need the admin token (auth.ts).
+ * draining), /metrics (Prometheus text), /status (JSON: services, instances, health) and / (the
+ * status page drawing /status, status-page.ts) are open and read-only; routes for other methods (POST /cache/purge) need the admin token (auth.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { boundAddress, closeServer, listenOn } from '../server/bind.ts';
 import { isReadOnly, refuse } from './auth.ts';
+import { registerStatusPage } from './status-page.ts';
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -22,6 +23,8 @@ export interface AdminHost {
 export class AdminServer {
   readonly server: Server;
   private readonly routes = new Map<string, AdminRoute>();
+  /** State-changing requests answered below 400, by route (the status page shows the purges). */
+  private readonly changes = new Map<string, number>();
 
   constructor(private readonly host: AdminHost) {
     this.route('GET /healthz', (_req, res) => text(res, 200, 'ok\n'));
@@ -30,6 +33,7 @@ export class AdminServer {
       else text(res, 503, this.host.draining ? 'draining\n' : 'not ready\n');
     });
     this.route('GET /status', (_req, res) => json(res, 200, this.host.status()));
+    registerStatusPage((key, handler) => this.route(key, handler));
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5000;
   }
@@ -39,10 +43,16 @@ export class AdminServer {
     this.routes.set(key, handler);
   }
 
+  /** How many `route` requests (a state-changing one, `POST /cache/purge`) were answered below 400. */
+  served(route: string): number {
+    return this.changes.get(route) ?? 0;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const handler = this.routes.get(`${method} ${url.pathname}`);
+    const key = `${method} ${url.pathname}`;
+    const handler = this.routes.get(key);
     if (handler === undefined) {
       req.resume();
       const allowed = [...this.routes.keys()].filter((k) => k.endsWith(` ${url.pathname}`)).map((k) => k.split(' ')[0]);
@@ -58,6 +68,7 @@ export class AdminServer {
     }
     try {
       await handler(req, res, url);
+      if (!isReadOnly(req.method) && res.statusCode < 400) this.changes.set(key, this.served(key) + 1);
     } catch (err) {
       if (!res.headersSent) text(res, 500, `admin endpoint failed: ${(err as Error).message}\n`);
       else res.destroy();

@@ -4,6 +4,7 @@ import type { Worker } from 'node:cluster';
 import { request } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { ClusterAdmin, type ClusterHost } from './admin.ts';
+import { ConfigHistory } from '../observability/live-status.ts';
 import type { AdminReply, ToWorker } from './messages.ts';
 import type { WorkerSlot } from './slot.ts';
 
@@ -28,6 +29,7 @@ const host: ClusterHost & { draining: boolean; slots: WorkerSlot[]; adminToken: 
   metricsEnabled: true,
   adminToken: TOKEN,
   slots: [slot(0), slot(1)],
+  reloads: new ConfigHistory(),
   async request(s, build) {
     return answers[s.index]!(build(1));
   },

@@ -11,7 +11,9 @@
  *                  come from the primary too (the primary is the one that validates reloads;
  *                  memory and CPU then cover the whole process tree).
  *   GET /status    the primary's state and each worker's /status (plus its pid and the number of
- *                  requests it served), asked over IPC
+ *                  requests it served), asked over IPC; `services` and `cache` merged from them
+ *                  (status-merge.ts), `config` from the primary (it validates reloads)
+ *   GET /          the status page drawing /status (admin/status-page.ts)
  *   anything else  sent to every running worker's own admin routes (e.g. POST /cache/purge, as
  *                  each worker has its own cache); see `fanOut` for how the answers are merged.
  *                  A method other than GET/HEAD needs the admin token here first (admin/auth.ts),
@@ -27,9 +29,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { AggregatorRegistry } from 'prom-client';
 import { isReadOnly, refuse } from '../admin/auth.ts';
 import { json, text } from '../admin/server.ts';
+import { registerStatusPage } from '../admin/status-page.ts';
+import type { ConfigHistory } from '../observability/live-status.ts';
 import { metrics, type MetricsJSON } from '../metrics/metrics.ts';
 import type { AdminReply, ToWorker } from './messages.ts';
 import type { WorkerSlot } from './slot.ts';
+import { mergeWorkerStatus } from './status-merge.ts';
 import { boundAddress, closeServer, listenOn } from '../server/bind.ts';
 
 /** What the admin server needs from the primary. */
@@ -40,6 +45,8 @@ export interface ClusterHost {
   /** proxy.admin.token (or tokenFile's content) of the running config. */
   readonly adminToken: string | undefined;
   readonly slots: readonly WorkerSlot[];
+  /** When the running config was loaded and the last reload error (the primary validates reloads). */
+  readonly reloads: Pick<ConfigHistory, 'state'>;
   request(slot: WorkerSlot, build: (id: number) => ToWorker, timeoutMs: number): Promise<unknown>;
 }
 
@@ -73,6 +80,7 @@ export class ClusterAdmin {
     });
     this.routes.set('GET /status', async (_req, res) => json(res, 200, await this.status()));
     this.routes.set('GET /metrics', (_req, res) => this.metrics(res));
+    registerStatusPage((key, handler) => this.routes.set(key, handler));
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5000;
   }
@@ -156,6 +164,7 @@ export class ClusterAdmin {
     );
     const sum = (key: string): number =>
       workers.reduce((n, w) => n + (typeof (w as Record<string, unknown>)[key] === 'number' ? ((w as Record<string, unknown>)[key] as number) : 0), 0);
+    const merged = mergeWorkerStatus(workers);
     return {
       mode: 'cluster',
       pid: process.pid,
@@ -165,6 +174,9 @@ export class ClusterAdmin {
       requests: sum('requests'),
       inflight: sum('inflight'),
       connections: sum('connections'),
+      config: this.host.reloads.state(),
+      ...(merged.cache === undefined ? {} : { cache: merged.cache }),
+      services: merged.services,
       workers,
     };
   }

@@ -32,6 +32,7 @@ import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log, setLogLevel } from '../log.ts';
 import { metrics } from '../metrics/metrics.ts';
 import { withV8Flags } from '../v8-flags.ts';
+import { ConfigHistory } from '../observability/live-status.ts';
 import { ClusterAdmin, type ClusterHost } from './admin.ts';
 import { workerCount } from './count.ts';
 import { WORKER_ENV, isFromWorker, type FromWorker, type ToWorker } from './messages.ts';
@@ -75,6 +76,8 @@ function freePort(address: string): Promise<number> {
 export class ClusterPrimary implements ClusterHost {
   readonly slots: WorkerSlot[];
   readonly startedAt = Date.now();
+  /** For /status: when the running config was loaded, the last reload error. */
+  readonly reloads = new ConfigHistory();
   draining = false;
   private admin: ClusterAdmin | undefined;
   private watcher: ConfigWatcher | undefined;
@@ -330,6 +333,7 @@ export class ClusterPrimary implements ClusterHost {
     } catch (err) {
       const message = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
       metrics.configReload(false);
+      this.reloads.failed(message);
       log.error({ err: message }, 'config reload failed; keeping the running config');
       return;
     }
@@ -347,6 +351,7 @@ export class ClusterPrimary implements ClusterHost {
     this.configText = text;
     setLogLevel(next.proxy.log.level);
     metrics.configReload(true);
+    this.reloads.reloaded();
     const targets = this.slots.filter((s) => s.connected && s.worker !== undefined);
     void Promise.allSettled(
       targets.map((s) => this.request(s, (id) => ({ kubeproxy: 'reload', id, configText: text, source: this.path }), RELOAD_TIMEOUT_MS)),
