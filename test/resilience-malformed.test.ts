@@ -9,6 +9,10 @@ import { connect } from 'node:net';
 import { request } from './helpers/http.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { startProxy } from './helpers/proxy.ts';
+import { scrape } from './helpers/metrics.ts';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { log, setLogger } from '../src/log.ts';
 
 /** Sends raw bytes; resolves with the reply and whether the proxy closed the connection (vs. our 5 s timeout). */
 function send(port: number, data: string): Promise<{ reply: string; closedByProxy: boolean }> {
@@ -190,4 +194,37 @@ test('an absolute URI naming a host no service serves is answered 421 and never 
   const ok = await send(proxy.port, 'GET http://web.test/page HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n');
   assert.match(ok.reply, /^HTTP\/1\.1 200 OK\r\n/);
   assert.deepEqual(origin.requests.map((r) => r.url), ['/page']);
+});
+
+test('requests the listener refuses are counted in kubeproxy_errors_total by cause and logged as warnings', async (t) => {
+  const origin = await recordingOrigin();
+  t.after(() => origin.close());
+  const proxy = await startProxy({ services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }] });
+  t.after(() => proxy.close());
+  const saved = log;
+  const lines: Array<Record<string, unknown>> = [];
+  setLogger(pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString())), done()) })));
+  t.after(() => setLogger(saved));
+  const errors = async (cause: string) => (await scrape(proxy.adminPort)).get('kubeproxy_errors_total', { service: '_unrouted', cause }) ?? 0;
+  const before = { bad: await errors('bad_request'), version: await errors('http_version'), large: await errors('headers_too_large') };
+
+  const replies = [
+    await send(proxy.port, `GET /a\r\n${H}\r\n`),
+    await send(proxy.port, `POST / HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`),
+    await send(proxy.port, `GET / HTTP/2.0\r\n${H}\r\n`),
+    await send(proxy.port, `GET / HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    await send(proxy.port, `GET / HTTP/1.1\r\n${H}X-Bad: a\x01b\r\n\r\n`),
+  ];
+  assert.deepEqual(replies.map((r) => r.reply.slice(9, 12)), ['400', '400', '505', '431', '400']);
+  assert.equal(await errors('bad_request'), before.bad + 3);
+  assert.equal(await errors('http_version'), before.version + 1);
+  assert.equal(await errors('headers_too_large'), before.large + 1);
+
+  const refused = lines.filter((l) => l.msg === 'request refused by the listener');
+  assert.deepEqual(refused.map((l) => [l.status, l.errorCause]), [[400, 'bad_request'], [400, 'bad_request'], [505, 'http_version'], [431, 'headers_too_large'], [400, 'bad_request']]);
+  assert.ok(refused.every((l) => l.level === 40 && l.clientIp === '127.0.0.1' && typeof l.requestId === 'string'));
+  // The id logged is the one the client was given.
+  assert.match(replies[0]!.reply, new RegExp(`x-request-id: ${String(refused[0]!.requestId)}\\r\\n`, 'i'));
+  assert.match(String(refused[1]!.errorMessage), /Transfer-Encoding in an HTTP\/1\.0 request/);
+  assert.equal(origin.requests.length, 0);
 });

@@ -22,7 +22,6 @@
  * timing out while it waits for a connection). A request whose only instance refuses the
  * connection therefore counts one `connect` and one `no_healthy_instance` (the 503 it got).
  */
-import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.ts';
 import type { RequestContext } from '../context.ts';
 import { ProxyError, type ErrorCause } from '../errors.ts';
@@ -38,7 +37,6 @@ import {
   type ServiceMetrics,
   type UpstreamMetrics,
 } from '../metrics/metrics.ts';
-import type { Server } from 'node:http';
 import type { DnsDiscovery } from '../discovery/dns.ts';
 import type { ActiveHealthChecker } from '../health/active.ts';
 import type { OutlierDetector } from '../health/passive.ts';
@@ -82,7 +80,7 @@ export interface ObservedProxy {
   readonly health: Pick<ActiveHealthChecker, 'addListener'>;
   readonly outliers: Pick<OutlierDetector<Instance>, 'addListener'>;
   readonly discovery: Pick<DnsDiscovery, 'onResolve'>;
-  readonly listener: { readonly server: Server; readonly connections: number };
+  readonly listener: { readonly connections: number; onRefused(fn: (refusal: ProxyError) => void): () => void };
   onRequestEnd(fn: (ctx: RequestContext) => void): void;
   onAttemptEnd(fn: (instance: Instance, service: Service, status: number, failure: ProxyError | undefined) => void): void;
 }
@@ -128,7 +126,7 @@ export class Observability {
       }),
       metrics.beforeScrape(() => this.collect()),
     );
-    runtime.listener.server.on('clientError', this.clientError);
+    this.unsubscribe.push(runtime.listener.onRefused(this.refused));
     this.apply(config);
     metrics.configLoaded();
   }
@@ -170,7 +168,6 @@ export class Observability {
     if (this.closed) return;
     this.closed = true;
     for (const fn of this.unsubscribe) fn();
-    this.runtime.listener.server.off('clientError', this.clientError);
     this.access?.flush();
     // The admin listener is closed: a later Runtime in this process starts its series from zero.
     for (const name of this.exported.keys()) this.metrics.removeService(name);
@@ -331,14 +328,12 @@ export class Observability {
   }
 
   /**
-   * Requests Node's parser refused never reach the pipeline: the listener answers them 400/431
-   * (or 408 for a client too slow to send its request). They are counted under `_unrouted`.
+   * Requests the listener refused never reach the pipeline (server/listener.ts: malformed,
+   * headers too large or too slow, HTTP/0.9, HTTP/1.0 with Transfer-Encoding, 505, CONNECT).
+   * They are counted under `_unrouted`, by the kind they were answered with.
    */
-  private readonly clientError = (err: NodeJS.ErrnoException, _socket: Duplex): void => {
-    if (!this.metricsOn || this.closed) return;
-    const code = err.code ?? '';
-    if (code.startsWith('HPE_')) this.unrouted.error('bad_request');
-    else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') this.unrouted.error('timeout');
+  private readonly refused = (refusal: ProxyError): void => {
+    if (this.metricsOn && !this.closed) this.unrouted.error(refusal.kind);
   };
 
   // ---- scrape time ------------------------------------------------------------------------------

@@ -14,12 +14,16 @@ import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 import { ProxyResponse } from './accept.ts';
 import { boundAddress, listenOn } from './bind.ts';
+import { RefusalLog } from './refusal-log.ts';
 import { errorBody, errorHead, sendRawError } from './respond.ts';
 
 type ClientConfig = ProxyConfig['client'];
 
 /** What answers requests: the Pipeline's two listeners. */
 export type RequestHandlers = Pick<Pipeline, 'onRequest' | 'onCheckContinue'>;
+
+/** Logs and counts a request refused before the pipeline; gives the request id its answer carries. */
+type Report = (refusal: ProxyError, socket: Duplex) => string;
 
 const CLIENT_ERRORS: Record<string, [ErrorCause, string]> = {
   HPE_HEADER_OVERFLOW: ['headers_too_large', 'request headers are larger than the limit'],
@@ -40,6 +44,9 @@ export class Listener {
   /** Open client connections (saturation metric). */
   connections = 0;
   private readonly sockets = new Set<Socket>();
+  /** Told of every request refused here, as the access log never sees them (Observability counts them). */
+  private readonly refusalListeners: Array<(refusal: ProxyError) => void> = [];
+  private readonly refusalLog = new RefusalLog();
 
   /**
    * `secure`: TLS options (server/tls.ts) make this the HTTPS listener: the same server, limits
@@ -63,21 +70,22 @@ export class Listener {
     this.applyClientConfig(client);
     // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (admitted(req, res)) pipeline.onRequest(req, res);
+      if (admitted(req, res, this.report)) pipeline.onRequest(req, res);
     });
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      if (admitted(req, res)) pipeline.onCheckContinue(req, res);
+      if (admitted(req, res, this.report)) pipeline.onCheckContinue(req, res);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const refusal = framingError(req);
       if (refusal === undefined) return upgrade.onUpgrade(req, socket, head);
       socket.on('error', () => socket.destroy());
-      sendRawError(socket, refusal, randomUUID());
+      sendRawError(socket, refusal, this.report(refusal, socket));
     });
     // A reverse proxy is no forward proxy: CONNECT tunnels are refused (Node emits them apart from requests).
     this.server.on('connect', (_req: unknown, socket: Duplex) => {
       socket.on('error', () => socket.destroy());
-      sendRawError(socket, new ProxyError('method_not_allowed', 'CONNECT is not supported by this gateway'), randomUUID(), ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
+      const refusal = new ProxyError('method_not_allowed', 'CONNECT is not supported by this gateway');
+      sendRawError(socket, refusal, this.report(refusal, socket), ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
     });
     this.server.on('connection', (socket: Socket) => {
       this.connections++;
@@ -88,8 +96,24 @@ export class Listener {
         this.sockets.delete(socket);
       });
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, this.report));
   }
+
+  /** Subscribes to the requests refused here (before the pipeline); returns the unsubscribe. */
+  onRefused(fn: (refusal: ProxyError) => void): () => void {
+    this.refusalListeners.push(fn);
+    return () => {
+      const i = this.refusalListeners.indexOf(fn);
+      if (i >= 0) this.refusalListeners.splice(i, 1);
+    };
+  }
+
+  private readonly report: Report = (refusal, socket) => {
+    const id = randomUUID();
+    this.refusalLog.write(refusal, id, (socket as Partial<Socket>).remoteAddress);
+    for (const fn of this.refusalListeners) fn(refusal);
+    return id;
+  };
 
   applyClientConfig(client: ClientConfig): void {
     this.server.headersTimeout = client.headerTimeout;
@@ -132,7 +156,7 @@ export class Listener {
  * characters in fields. They get a 400 naming the problem and the connection is closed (§9.6): what
  * follows on it cannot be framed reliably, and nothing of it was sent to an instance.
  */
-function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
+function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex, report: Report): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
@@ -144,6 +168,7 @@ function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket:
       // to the earlier one. That answer finishes with `Connection: close`, then the connection ends.
       if (!pending.headersSent) pending.shouldKeepAlive = false;
       pending.once('finish', () => socket.end());
+      report(clientErrorRefusal(err), socket);
       return;
     }
     if (pending.headersSent) {
@@ -152,11 +177,17 @@ function onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket:
       return;
     }
   }
+  const refusal = clientErrorRefusal(err);
+  sendRawError(socket, refusal, report(refusal, socket));
+}
+
+/** The answer to what Node's parser refused: the kind CLIENT_ERRORS names, with llhttp's precise reason where there is one. */
+function clientErrorRefusal(err: NodeJS.ErrnoException & { reason?: string }): ProxyError {
   const known = CLIENT_ERRORS[err.code ?? ''];
   // llhttp's reason is the precise one ("Transfer-Encoding can't be present with Content-Length").
   const detail = err.code?.startsWith('HPE_') && typeof err.reason === 'string' && err.reason !== '' ? err.reason : undefined;
   const [cause, message] = known !== undefined && (known[0] !== 'bad_request' || detail === undefined) ? known : (['bad_request', detail ?? known?.[1] ?? 'malformed request'] as const);
-  sendRawError(socket, new ProxyError(cause, message), randomUUID());
+  return new ProxyError(cause, message);
 }
 
 /**
@@ -193,7 +224,7 @@ const refusedSockets = new WeakSet<object>();
  * and the connection ends once the answer is written: nothing after it on the connection can be
  * framed reliably.
  */
-function admitted(req: IncomingMessage, res: ServerResponse): boolean {
+function admitted(req: IncomingMessage, res: ServerResponse, report: Report): boolean {
   const socket = req.socket;
   if (refusedSockets.has(socket)) {
     req.resume();
@@ -205,7 +236,7 @@ function admitted(req: IncomingMessage, res: ServerResponse): boolean {
   req.resume();
   const body = errorBody(refusal);
   res.shouldKeepAlive = false;
-  res.writeHead(refusal.status, errorHead(refusal, randomUUID(), body));
+  res.writeHead(refusal.status, errorHead(refusal, report(refusal, socket), body));
   res.end(req.method === 'HEAD' ? '' : body);
   return false;
 }
