@@ -63,6 +63,7 @@ import type { AfterAnswer, AfterError, CacheLookup, InterceptAction } from './in
 import { cacheKey, type RequestTarget } from './key.ts';
 import type { CacheLayer } from './layer.ts';
 import {
+  FORWARD_REASONS,
   STALE_IF_ERROR_STATUSES,
   ageHeaderValue,
   cacheStatus,
@@ -396,6 +397,9 @@ export class CacheFlow implements RequestCache {
       this.appendStatus(headers, { fwd: this.fwd, detail: this.detail });
       return 'forward';
     }
+    if (this.phase === 'miss' && this.sentMethod === 'GET' && !this.clientConditional && status < 500 && this.layer.zeroTtl.zeroTtl(status, raw, this.reqHeaders)) {
+      return this.notWorthStoring(headers);
+    }
     const received = headerStrings(raw);
     this.responseTime = this.layer.now();
     if (this.phase === 'revalidating') {
@@ -466,6 +470,20 @@ export class CacheFlow implements RequestCache {
       return 'answer';
     }
     this.appendStatus(headers, info);
+    return 'forward';
+  }
+
+  /**
+   * The commonest uncacheable answer (no caching field at all, zero-ttl.ts), decided without
+   * converting or parsing its headers: what onFullResponse does for 'zero-ttl', step for step.
+   */
+  private notWorthStoring(headers: string[]): InterceptAction {
+    this.responseTime = this.layer.now();
+    this.layer.markUncollapsible(this.key);
+    this.endFlight('uncacheable');
+    const value = ZERO_TTL_STATUS[this.fwd];
+    this.ctx.cacheStatus = value;
+    headers.push('Cache-Status', value);
     return 'forward';
   }
 
@@ -675,6 +693,11 @@ export function worthStoring(
   if (directives.source === undefined && !hasHeader(headers, 'expires')) return false;
   return storageDeadline({ status, headers, requestTime, responseTime }, policy) > responseTime;
 }
+
+/** Cache-Status of a 'zero-ttl' answer for each fwd, made once. */
+const ZERO_TTL_STATUS: Readonly<Record<ForwardReason, string>> = Object.freeze(
+  Object.fromEntries(FORWARD_REASONS.map((fwd) => [fwd, cacheStatus({ fwd, stored: false, detail: 'zero-ttl' })])) as Record<ForwardReason, string>,
+);
 
 /** What requestDirectives gives for a request without Cache-Control and Pragma. */
 const NO_REQUEST_DIRECTIVES: RequestDirectives = Object.freeze(requestDirectives([]));

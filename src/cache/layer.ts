@@ -30,6 +30,7 @@ import { cacheKey, normalizeAuthority, servicePrefix, splitAbsoluteTarget } from
 import { MemoryStore } from './memory-store.ts';
 import { conditionalRequestHeaders, type PolicyOptions } from './policy.ts';
 import { BackgroundRefresh } from './revalidate.ts';
+import { ZeroTtlCheck } from './zero-ttl.ts';
 import { isPromise, type CacheEntry, type CacheStats, type CacheStore, type MaybePromise } from './store.ts';
 
 export type CacheConfig = Config['proxy']['cache'];
@@ -51,6 +52,8 @@ export class CacheLayer {
   store: CacheStore | undefined;
   policy: PolicyOptions = {};
   maxObjectSize = 0;
+  /** The uncacheable-answer fast path for this policy and maxObjectSize (zero-ttl.ts). */
+  zeroTtl = new ZeroTtlCheck(undefined, 0);
   /** ms; 0 turns collapsing off. */
   collapseTimeout = 0;
   readonly flights = new Collapser();
@@ -80,6 +83,7 @@ export class CacheLayer {
   reload(config: CacheConfig, services: Iterable<Service>): void {
     this.policy = { targetedFields: config.targetedFields, maxHeuristicLifetime: Math.floor(config.heuristicMax / 1000) };
     this.maxObjectSize = Math.min(config.maxObjectSize, config.maxSize);
+    this.zeroTtl = new ZeroTtlCheck(config.targetedFields, this.maxObjectSize);
     this.collapseTimeout = config.collapseTimeout;
     const usable = config.enabled && config.maxSize > 0 && config.maxObjectSize > 0;
     const limits = usable ? `${config.maxSize}/${config.maxObjectSize}` : '';

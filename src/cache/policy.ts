@@ -943,7 +943,8 @@ export function invalidationTargets(
 // ---------------------------------------------------------------------------
 
 /** RFC 9211 §2.2 fwd values. */
-export type ForwardReason = 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'partial';
+export const FORWARD_REASONS = ['bypass', 'method', 'uri-miss', 'vary-miss', 'miss', 'request', 'stale', 'partial'] as const;
+export type ForwardReason = (typeof FORWARD_REASONS)[number];
 
 export interface CacheStatusInfo {
   /** Served from cache without going forward (§2.1). */
