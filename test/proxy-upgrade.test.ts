@@ -74,6 +74,22 @@ describe('upgrade', () => {
     await once(socket, 'close');
     assert.match(data, /^HTTP\/1\.1 421/);
   });
+
+  test('an HTTP/1.0 request with Upgrade is never tunnelled: 400 naming RFC 9110 section 7.8, the instance sees nothing', async () => {
+    const tunnels = upgraded.length;
+    const requests = origin.requests.length;
+    const socket = connect(proxy.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('GET /chat HTTP/1.0\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello');
+    let data = '';
+    socket.on('data', (d) => (data += d));
+    await once(socket, 'close');
+    assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(data, /Upgrade in an HTTP\/1\.0 request.*RFC 9110 section 7\.8/);
+    assert.doesNotMatch(data, /HELLO|101/);
+    assert.equal(upgraded.length, tunnels, 'no tunnel was opened');
+    assert.equal(origin.requests.length, requests, 'nothing reached the instance');
+  });
 });
 
 describe('upgrade: tunnels share the instance slots of requests', () => {

@@ -76,7 +76,7 @@ export class Listener {
       if (admitted(req, res, this.report)) pipeline.onCheckContinue(req, res);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const refusal = framingError(req);
+      const refusal = framingError(req) ?? http10UpgradeError(req);
       if (refusal === undefined) return upgrade.onUpgrade(req, socket, head);
       socket.on('error', () => socket.destroy());
       sendRawError(socket, refusal, this.report(refusal, socket));
@@ -213,6 +213,17 @@ export function framingError(req: IncomingMessage): ProxyError | undefined {
   }
   if (req.httpVersionMajor === 0) return new ProxyError('bad_request', 'request line without an HTTP version (HTTP/0.9 is not supported)');
   return new ProxyError('http_version', `HTTP/${req.httpVersion} is not supported: this port speaks HTTP/1.1`);
+}
+
+/**
+ * RFC 9110 §7.8: a server must ignore Upgrade in an HTTP/1.0 request, so it is never tunnelled.
+ * Serving it as a plain request is not possible here: Node (20) hands any request with
+ * `Connection: upgrade` to the 'upgrade' event with the socket already taken from its HTTP parser.
+ * So a 400 that says why; the client can send it again without Upgrade, or as HTTP/1.1.
+ */
+function http10UpgradeError(req: IncomingMessage): ProxyError | undefined {
+  if (req.httpVersionMinor !== 0) return undefined;
+  return new ProxyError('bad_request', 'Upgrade in an HTTP/1.0 request: it cannot be honoured (RFC 9110 section 7.8); send the request without Upgrade, or as HTTP/1.1');
 }
 
 /** Connections on which a request was refused: what the client pipelined after it is not served. */
