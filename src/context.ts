@@ -54,9 +54,7 @@ export class RequestContext {
   /** Routed host (normalised), path and query as sent upstream. */
   host = '';
   path = '';
-  /** The Host header value as received (or the authority of an absolute-form target). */
-  hostHeader = '';
-  /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
+  /** The Host header (or the authority of an absolute-form target) normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
   authority = '';
   /** The connection's scheme: `https` on the TLS listener (set by validate; X-Forwarded-Proto, the cache key). */
   scheme: 'http' | 'https' = 'http';

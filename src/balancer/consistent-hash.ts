@@ -15,7 +15,7 @@ export const VNODES_PER_WEIGHT = 160;
  * each of many instances would make every membership change cost a second of
  * hashing and sorting; above the bound the point counts are scaled down.
  */
-export const MAX_RING_POINTS = 1 << 18;
+const MAX_RING_POINTS = 1 << 18;
 
 interface Ring {
   /** Point positions on the ring, ascending. */

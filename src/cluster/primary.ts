@@ -73,7 +73,7 @@ function freePort(address: string): Promise<number> {
   });
 }
 
-export class ClusterPrimary implements ClusterHost {
+class ClusterPrimary implements ClusterHost {
   readonly slots: WorkerSlot[];
   readonly startedAt = Date.now();
   /** For /status: when the running config was loaded, the last reload error. */

@@ -156,7 +156,7 @@ function capEchoes(message: string): string {
 }
 
 /** `proxy.services[1].hosts[0].port`. */
-export function formatPath(path: readonly PropertyKey[]): string {
+function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;

@@ -66,7 +66,7 @@ const cidr = z.string().refine(
 );
 
 /** The names of balancer/index.ts's BALANCERS table. */
-export const balancerKind = z.enum(BALANCER_KINDS);
+const balancerKind = z.enum(BALANCER_KINDS);
 
 /** `client-ip`, `path`, or `header:NAME`. */
 const hashKey = z.string().refine((v) => v === 'client-ip' || v === 'path' || /^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v), {

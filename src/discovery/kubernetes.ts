@@ -26,7 +26,7 @@ import type { KubernetesDiscoveryConfig, ProxyConfig } from '../config/schema.ts
 import { log } from '../log.ts';
 import type { HostSpec } from '../upstream/registry.ts';
 
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** Watches end server-side after this long and resume from the last resourceVersion. */
 const WATCH_TIMEOUT_SECONDS = 300;
 const BACKOFF_MIN_MS = 250;

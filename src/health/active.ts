@@ -177,11 +177,6 @@ export class ActiveHealthChecker {
     }
   }
 
-  /** Instances being probed now. */
-  get size(): number {
-    return this.probers.size;
-  }
-
   async stop(): Promise<void> {
     for (const prober of this.probers.values()) prober.stop();
     this.probers.clear();

@@ -116,7 +116,7 @@ async function loadOne(entry: PluginConfig, where: string, baseDir: string): Pro
 }
 
 /** What is wrong with a factory's return value, or undefined. */
-export function checkPlugin(plugin: unknown): string | undefined {
+function checkPlugin(plugin: unknown): string | undefined {
   if (plugin === null || typeof plugin !== 'object' || Array.isArray(plugin)) return `${plugin === null ? 'null' : Array.isArray(plugin) ? 'an array' : typeof plugin} instead of a plugin object ({ name, onRequest?, ... })`;
   const p = plugin as Record<string, unknown>;
   if (typeof p.name !== 'string' || !NAME.test(p.name)) {

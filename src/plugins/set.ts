@@ -11,7 +11,7 @@ import { PluginChain, type LoadedPlugin, type PluginFailureSink } from './chain.
 import { loadPlugins, type LoadedPlugins } from './load.ts';
 
 /** Logs a failing hook with its error and counts kubeproxy_plugin_errors_total{plugin,hook}. */
-export const reportFailure: PluginFailureSink = (p: LoadedPlugin, hook: HookName, err: unknown) => {
+const reportFailure: PluginFailureSink = (p: LoadedPlugin, hook: HookName, err: unknown) => {
   const e = err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
   log.error({ plugin: p.plugin.name, where: p.where, hook, err: e }, 'plugin hook failed');
   metrics.pluginError(p.plugin.name, hook);

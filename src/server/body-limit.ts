@@ -39,9 +39,4 @@ export class BodyLimit extends Transform {
     }
     done(null, chunk);
   }
-
-  /** Bytes received from the client so far. */
-  get bytes(): number {
-    return this.seen;
-  }
 }

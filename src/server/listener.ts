@@ -200,7 +200,7 @@ function clientErrorRefusal(err: NodeJS.ErrnoException & { reason?: string }): P
  *   faulty (an HTTP/1.0 hop may not understand it: a smuggling vector), so the server closes.
  * - A major version other than 1 (llhttp takes `HTTP/2.0`): 505 (RFC 9110 §15.6.6).
  */
-export function framingError(req: IncomingMessage): ProxyError | undefined {
+function framingError(req: IncomingMessage): ProxyError | undefined {
   if (req.httpVersionMajor === 1) {
     if (req.httpVersionMinor !== 0) return undefined;
     const raw = req.rawHeaders;

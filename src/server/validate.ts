@@ -31,7 +31,6 @@ export function validate(ctx: RequestContext): ProxyError | undefined {
   const target = parseTarget(ctx.req, fields, trusted && fields.forwardedProto !== undefined ? forwardedScheme(fields.forwardedProto) : ctx.scheme);
   if (typeof target === 'string') return new ProxyError('bad_request', target);
   ctx.host = target.host;
-  ctx.hostHeader = target.hostHeader;
   ctx.authority = target.authority;
   ctx.path = target.path;
   return undefined;

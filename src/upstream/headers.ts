@@ -63,7 +63,7 @@ export interface ForwardedInfo {
 }
 
 /** Tokens of all Connection header fields, lower-cased (RFC 9110 §7.6.1). */
-export function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;

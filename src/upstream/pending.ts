@@ -18,8 +18,6 @@ export class PendingQueue {
   private waiters: Waiter[] = [];
   private head = 0;
   private count = 0;
-  /** Waits that ended because no slot came free in time, for observability. */
-  expired = 0;
 
   /** Requests waiting now. */
   get size(): number {
@@ -37,7 +35,6 @@ export class PendingQueue {
       waiter.timer = setTimeout(() => {
         if (waiter.settled) return;
         this.settle(waiter);
-        this.expired++;
         waiter.expire();
       }, timeoutMs);
     }
