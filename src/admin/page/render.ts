@@ -68,7 +68,7 @@ export class StatusView {
     pill.textContent = state;
     pill.className = `pill ${status.ready ? 'good' : 'bad'}`;
     const mode = status.mode === 'cluster' ? `${status.workers?.length ?? 0} workers` : 'single process';
-    element('summary').textContent = `${mode} · up ${span(status.uptimeSeconds)} · ${count(status.inflight)} in flight · ${count(status.connections)} connections`;
+    element('summary').textContent = `${mode} · up ${span(status.uptimeSeconds)} · ${count(status.inflight)} in flight · ${plural(status.connections, 'connection')}`;
   }
 
   private drawTotals(status: Status, services: readonly ServiceView[]): void {
@@ -216,6 +216,10 @@ function instanceCells(s: ServiceView, i: InstanceView, now: number): Cell[] {
     count(i.ejections),
     e === null ? '' : { text: `${e.cause}, ${relative(e.at, now)}`, title: `${clock(e.at)} ${e.message}` },
   ];
+}
+
+function plural(n: number, word: string): string {
+  return `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function setText(el: HTMLElement, text: string): void {
