@@ -26,7 +26,12 @@ declare const document: any;
 declare const getComputedStyle: (el: unknown) => { backgroundColor: string };
 
 const CHROMIUM = process.env.KUBEPROXY_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOT = fileURLToPath(new URL('../docs/status-page.png', import.meta.url));
+/**
+ * The README's screenshot is rewritten only when asked (KUBEPROXY_UPDATE_SCREENSHOTS=1), so a
+ * test run leaves the checkout clean; otherwise the screenshots go to the browser's temp profile.
+ */
+const UPDATE_SCREENSHOTS = process.env.KUBEPROXY_UPDATE_SCREENSHOTS === '1';
+const README_SHOT = fileURLToPath(new URL('../docs/status-page.png', import.meta.url));
 
 let profile: string;
 let browser: BrowserContext;
@@ -167,7 +172,8 @@ describe('the status page of a running proxy', () => {
 
     // Let one more refresh settle the cards, then the screenshot the README shows.
     await page.waitForTimeout(1100);
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    const shot = await page.screenshot({ path: UPDATE_SCREENSHOTS ? README_SHOT : join(profile, 'status-page.png'), fullPage: true });
+    assert.ok(shot.length > 10_000, 'the screenshot has content');
 
     const admin = `http://127.0.0.1:${proxy.adminPort}/`;
     const elsewhere = urls.filter((u) => !u.startsWith(admin) && !u.startsWith('data:'));
@@ -195,6 +201,7 @@ describe('the status page of a running proxy', () => {
       const visible = await page.isVisible('#services tbody tr td:first-child');
       assert.ok(visible, `service names are visible at ${width} px`);
     }
+    await page.screenshot({ path: join(process.env.KUBEPROXY_SCREENSHOTS_DIR ?? profile, 'status-page-phone-dark.png'), fullPage: true });
     await page.close();
   });
 });
