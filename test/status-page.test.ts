@@ -279,13 +279,14 @@ describe('the status page at 200 services × 50 instances', () => {
     const firstMs = Date.now() - started;
     // The page's own figure: fetch + draw of the latest refresh (an update in place).
     await page.waitForFunction(() => Number(document.body.dataset.draws ?? '0') >= 3, undefined, { timeout: 10_000 });
-    const refreshMs = Number(await page.evaluate(() => document.body.dataset.drawMs));
+    const refreshMs = Number(await page.evaluate(() => document.body.dataset.refreshMs));
+    const drawMs = Number(await page.evaluate(() => document.body.dataset.drawMs));
     // The page stays responsive: typing into the filter hides rows at once.
     const filterStarted = Date.now();
     await page.fill('#filter', 'svc-199');
     await page.waitForFunction(() => document.querySelector('#instance-count')?.textContent === '50 of 10,000 instances');
     const filterMs = Date.now() - filterStarted;
-    console.log(`# status page at ${SERVICES}×${INSTANCES}: first draw ${firstMs} ms, refresh (fetch + draw) ${refreshMs} ms, filter ${filterMs} ms`);
+    console.log(`# status page at ${SERVICES}×${INSTANCES}: first draw ${firstMs} ms, refresh ${refreshMs} ms (of which drawing in place ${drawMs} ms), filter ${filterMs} ms`);
     assert.ok(firstMs < 10_000, `first draw took ${firstMs} ms`);
     assert.ok(refreshMs < 1000, `a refresh took ${refreshMs} ms: it must stay under the 1 s poll interval`);
     assert.ok(filterMs < 2000, `filtering took ${filterMs} ms`);
