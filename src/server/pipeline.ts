@@ -107,7 +107,7 @@ export class Pipeline {
     if (typeof result !== 'string') {
       result.then(
         (r) => this.cached(ctx, r),
-        (err: unknown) => sendError(ctx, new ProxyError('upstream_protocol', `internal cache error: ${(err as Error).message}`)),
+        (err: unknown) => this.cacheFailed(ctx, err),
       );
       return;
     }
@@ -117,7 +117,14 @@ export class Pipeline {
       case 'stale':
         return sendAnswer(ctx);
       case 'wait':
-        cache!.waited().then(() => this.cached(ctx, cache!.again()));
+        // A failure while waiting or looking up again is an error answer, never a hanging request.
+        cache!
+          .waited()
+          .then(() => cache!.again())
+          .then(
+            (r) => this.cached(ctx, r),
+            (err: unknown) => this.cacheFailed(ctx, err),
+          );
         return;
       case 'unavailable':
         return sendError(ctx, cache!.error!, ['cache-status', ctx.cacheStatus]);
@@ -135,6 +142,11 @@ export class Pipeline {
     const limited = ctx.bodyLimit;
     if (limited !== undefined) limited.onOverflow = (err) => exchange.fail(err);
     exchange.start();
+  }
+
+  /** The cache lookup failed (a bug, or a store that threw where it should not): a 502 naming it. */
+  private cacheFailed(ctx: RequestContext, err: unknown): void {
+    sendError(ctx, new ProxyError('upstream_protocol', `internal cache error: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /** A request hook threw or rejected: the request's answer is that error. */
