@@ -51,7 +51,7 @@ describe('millisText', () => {
 describe('formatAccessLogLine', () => {
   const make = (url: string, headers: Record<string, string>) => {
     // As a real IncomingMessage has them: the log reads rawHeaders.
-    const req = { method: 'GET', url, headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
+    const req = { method: 'GET', url, httpVersion: '1.1', headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, {} as ServerResponse, 'id-1', '10.0.0.1');
     ctx.host = 'a.test';
     return ctx;
@@ -70,6 +70,7 @@ describe('formatAccessLogLine', () => {
       host: 'a.test',
       path: '/x',
       status: 421,
+      protocol: 'HTTP/1.1',
       durationMs: 1.235,
       bytesIn: 0,
       bytesOut: 0,

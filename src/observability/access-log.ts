@@ -140,6 +140,8 @@ export function formatAccessLogLine(ctx: RequestContext, status: number, now: nu
   const str = JSON.stringify;
   let line = `{"level":${level},"time":${time},"name":"kubeproxy.access","requestId":${str(ctx.id)},"method":${str(req.method ?? '')}`;
   line += ',"host":' + str(ctx.host) + ',"path":' + str(pathOnly(ctx.path !== '' ? ctx.path : (req.url ?? ''))) + ',"status":' + status;
+  // "HTTP/1.1", or "HTTP/2.0" from the h2 front (server/h2-front.ts): a field node:http already parsed.
+  line += ',"protocol":"HTTP/' + req.httpVersion + '"';
   if (ctx.service !== undefined) line += ',"service":' + str(ctx.service.name);
   if (ctx.instance !== undefined) line += ',"instance":' + str(ctx.instance.id);
   line += ',"durationMs":' + millisText(now - ctx.start);

@@ -10,6 +10,7 @@ import type { ProxyConfig, TlsConfig } from '../config/schema.ts';
 import { pickCertificate, readCertificatePair, type CertificatePair } from '../config/certificates.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log } from '../log.ts';
+import { H2Front } from './h2-front.ts';
 import { Listener, type RequestHandlers } from './listener.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 
@@ -19,12 +20,20 @@ export type TlsFailureReason = (typeof TLS_FAILURE_REASONS)[number];
 
 export class TlsListener {
   readonly listener: Listener;
+  /** The sessions of connections that chose h2 (ALPN); HTTP/1.1 ones stay with `listener`. */
+  readonly h2: H2Front;
   /** In config order; [0] is the default (no SNI, or no SAN matches). */
   private pairs: CertificatePair[];
   private watchers: ConfigWatcher[] = [];
   private config: TlsConfig;
 
-  constructor(pipeline: RequestHandlers, upgrade: UpgradeHandler, client: ProxyConfig['client'], config: TlsConfig, onHandshakeError: (reason: TlsFailureReason) => void) {
+  constructor(
+    pipeline: RequestHandlers,
+    upgrade: UpgradeHandler,
+    client: ProxyConfig['client'],
+    config: TlsConfig,
+    onHandshakeError: (reason: TlsFailureReason) => void,
+  ) {
     this.config = config;
     this.pairs = config.certificates.map((c) => readCertificatePair(c.cert, c.key, config.minVersion));
     const first = this.pairs[0]!;
@@ -32,15 +41,24 @@ export class TlsListener {
       cert: first.cert,
       key: first.key,
       minVersion: config.minVersion,
-      ALPNProtocols: ['http/1.1'],
+      // RFC 7301: h2 preferred; clients without ALPN get HTTP/1.1.
+      ALPNProtocols: ['h2', 'http/1.1'],
       SNICallback: (servername, done) => done(null, pickCertificate(this.pairs, servername).context),
       // A client that opens a connection and never finishes the handshake holds it no longer than one sending no headers.
       handshakeTimeout: client.headerTimeout,
     });
-    this.listener.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const server = this.listener.server;
+    // https.Server answers a failed handshake as a malformed HTTP request ('clientError'): it is counted here instead.
+    server.removeAllListeners('tlsClientError');
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       onHandshakeError(failureReason(err));
       socket.destroy();
     });
+    // The same port serves both: a connection that chose h2 goes to the h2 front, the others to https.Server's own listener.
+    this.h2 = new H2Front(pipeline, client, () => log.warn('HTTP/2 session cut off: streams reset faster than the limit (rapid reset, CVE-2023-44487)'));
+    const h1 = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void;
+    server.removeAllListeners('secureConnection');
+    server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? this.h2.accept(socket) : h1.call(server, socket)));
     this.watch();
   }
 
@@ -59,6 +77,7 @@ export class TlsListener {
   /** A reload: the client limits, and the certificates as the new config lists them (already checked by config/load.ts). */
   configure(client: ProxyConfig['client'], config: TlsConfig): void {
     this.listener.applyClientConfig(client);
+    this.h2.applyClientConfig(client);
     const same = JSON.stringify(config.certificates) === JSON.stringify(this.config.certificates) && config.minVersion === this.config.minVersion;
     this.config = config;
     if (same) return;
@@ -73,6 +92,7 @@ export class TlsListener {
 
   drain(timeoutMs: number, busy: () => boolean): Promise<void> {
     this.unwatch();
+    this.h2.goaway();
     return this.listener.drain(timeoutMs, busy);
   }
 
