@@ -4,6 +4,7 @@
 // (request id, method, host, path, service, instance, cache result, client IP, User-Agent) and
 // writes two durations. Prints ns per line's worth; the median over the rounds.
 import { millisText } from '../src/observability/access-log.ts';
+import { runMicro } from './micro.ts';
 
 const ROUNDS = 9;
 const N = 500_000;
@@ -34,20 +35,8 @@ const cases: Record<string, (i: number) => void> = {
   },
 };
 
-const samples: Record<string, number[]> = {};
-for (let round = 0; round < ROUNDS; round++) {
-  const names = Object.keys(cases);
-  if (round % 2 === 1) names.reverse();
-  for (const name of names) {
-    const fn = cases[name]!;
-    for (let i = 0; i < N / 10; i++) fn(i); // warm-up
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) fn(i);
-    (samples[name] ??= []).push(Number(process.hrtime.bigint() - start) / N);
-  }
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const medians = runMicro(cases, ROUNDS, N);
 console.log(`| per line (median of ${ROUNDS} rounds × ${N.toLocaleString('en')}) | ns |`);
 console.log('|---|---:|');
-for (const [name, xs] of Object.entries(samples)) console.log(`| ${name} | ${median(xs).toFixed(0)} |`);
+for (const [name, ns] of medians) console.log(`| ${name} | ${ns.toFixed(0)} |`);
 if (sink === 0) console.log(''); // keeps the work observable

@@ -5,6 +5,7 @@
 // byte counters, cache counter). Prints ns per update; the median over the rounds.
 import { Counter, Histogram, Registry } from 'prom-client';
 import { createMetrics, LATENCY_BUCKETS } from '../src/metrics/metrics.ts';
+import { runMicro } from './micro.ts';
 
 const ROUNDS = 7;
 const N = 1_000_000;
@@ -29,20 +30,8 @@ const cases: Record<string, (i: number) => void> = {
   },
 };
 
-const samples: Record<string, number[]> = {};
-for (let round = 0; round < ROUNDS; round++) {
-  const names = Object.keys(cases);
-  if (round % 2 === 1) names.reverse();
-  for (const name of names) {
-    const fn = cases[name]!;
-    for (let i = 0; i < N / 10; i++) fn(i); // warm-up
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) fn(i);
-    (samples[name] ??= []).push(Number(process.hrtime.bigint() - start) / N);
-  }
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const medians = runMicro(cases, ROUNDS, N);
 console.log(`| update (median of ${ROUNDS} rounds × ${N.toLocaleString('en')}) | ns |`);
 console.log('|---|---:|');
-for (const [name, xs] of Object.entries(samples)) console.log(`| ${name} | ${median(xs).toFixed(1)} |`);
+for (const [name, ns] of medians) console.log(`| ${name} | ${ns.toFixed(1)} |`);
 metrics.close();
