@@ -135,7 +135,13 @@ export class Runtime implements PipelineHost, AdminHost {
     this.pipeline = new Pipeline(this);
     this.upgrades = new UpgradeHandler(this);
     const tls = config.proxy.tls;
-    this.tls = tls === undefined ? undefined : new TlsListener(this.pipeline, this.upgrades, config.proxy.client, tls, (reason) => this.observability.metrics.tlsHandshakeError(reason));
+    this.tls =
+      tls === undefined
+        ? undefined
+        : new TlsListener(this.pipeline, this.upgrades, config.proxy.client, tls, {
+            handshakeError: (reason) => this.observability.metrics.tlsHandshakeError(reason),
+            sessionCut: (reason) => this.observability.metrics.http2SessionCut(reason),
+          });
     const plain = tls?.redirectHttp === true ? httpsRedirect(() => this.tls!.address().port) : this.pipeline;
     this.listener = new Listener(plain, this.upgrades, config.proxy.client);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;

@@ -232,6 +232,8 @@ export interface ProxyMetrics {
   pluginError(plugin: string, hook: string): void;
   /** A client's TLS handshake failed; `reason` is one of a bounded set (server/tls.ts). */
   tlsHandshakeError(reason: string): void;
+  /** An HTTP/2 session was cut off for abuse; `reason` is rapid_reset or flood (server/h2-front.ts). */
+  http2SessionCut(reason: string): void;
   /**
    * Runs `fn` at the start of every `metricsText()`, before the exposition is
    * built: gauges read from state (in-flight, connections, pool use, health,
@@ -633,6 +635,12 @@ function declareFamily(registry: Registry) {
       labelNames: ['plugin', 'hook'] as const,
       registers,
     }),
+    http2SessionsCut: new Counter({
+      name: 'kubeproxy_http2_sessions_cut_total',
+      help: 'HTTP/2 client sessions the proxy cut off, by reason: rapid_reset (CVE-2023-44487), flood (SETTINGS, PING, invalid frames, refused streams).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     tlsHandshakeErrors: new Counter({
       name: 'kubeproxy_tls_handshake_errors_total',
       help: 'TLS handshakes with clients that failed, by reason (server/tls.ts TLS_FAILURE_REASONS).',
@@ -972,6 +980,9 @@ export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics 
     },
     tlsHandshakeError(reason: string): void {
       f.tlsHandshakeErrors.inc({ reason });
+    },
+    http2SessionCut(reason: string): void {
+      f.http2SessionsCut.inc({ reason });
     },
     beforeScrape(fn: () => void | Promise<void>): () => void {
       scrapeHooks.push(fn);

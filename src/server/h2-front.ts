@@ -28,6 +28,10 @@ export const MAX_CONCURRENT_STREAMS = 128;
 /** Client RST_STREAM frames per session per second beyond which the session is cut off. */
 export const RAPID_RESET_LIMIT = 200;
 
+/** Label values of kubeproxy_http2_sessions_cut_total. */
+export type SessionCutReason = 'rapid_reset' | 'flood';
+const FLOOD = /flood|TOO_MANY|ENHANCE_YOUR_CALM|INVALID_FRAMES|REJECTED_STREAMS|SETTINGS|PING/i;
+
 /** RFC 9113 §8.2.2: fields an h2 message must not carry (`te` only as `trailers`). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -135,8 +139,9 @@ export class H2Front {
   readonly server: Http2Server;
   private readonly sessions = new Set<Http2Session>();
   private maxHeaderSize: number;
+  private accepting: Socket | undefined;
 
-  constructor(pipeline: RequestHandlers, client: ProxyConfig['client'], onRapidReset: () => void) {
+  constructor(pipeline: RequestHandlers, client: ProxyConfig['client'], onCut: (reason: SessionCutReason) => void) {
     this.maxHeaderSize = client.maxHeaderSize;
     this.server = createServer({
       Http2ServerRequest: H2Request,
@@ -162,8 +167,12 @@ export class H2Front {
     this.server.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
-      session.on('error', () => session.destroy());
-      watchResets(session, onRapidReset);
+      session.on('error', (err: NodeJS.ErrnoException) => {
+        // node:http2 ends a session that floods it (nghttp2's own limits and the options above) with an error.
+        if (FLOOD.test(`${err.code ?? ''} ${err.message}`)) onCut('flood');
+        session.destroy();
+      });
+      watchResets(session, this.accepting!, () => onCut('rapid_reset'));
     });
     // Errors of single streams (a client reset) are the stream's; the session goes on.
     this.server.on('sessionError', () => {});
@@ -174,7 +183,10 @@ export class H2Front {
 
   /** A TLS socket that chose h2 by ALPN. */
   accept(socket: Socket): void {
+    // node:http2 makes the session within this call ('session' below); its Proxy hides the socket.
+    this.accepting = socket;
     this.server.emit('connection', socket);
+    this.accepting = undefined;
   }
 
   applyClientConfig(client: ProxyConfig['client']): void {
@@ -200,7 +212,7 @@ export class H2Front {
  * for every one while the client's concurrency limit never fills. Resets the client sends are
  * counted per second; past RAPID_RESET_LIMIT the session gets GOAWAY ENHANCE_YOUR_CALM and closes.
  */
-function watchResets(session: Http2Session, onRapidReset: () => void): void {
+function watchResets(session: Http2Session, socket: Socket, onRapidReset: () => void): void {
   let windowStart = 0;
   let resets = 0;
   session.on('stream', (stream: ServerHttp2Stream) => {
@@ -216,6 +228,8 @@ function watchResets(session: Http2Session, onRapidReset: () => void): void {
         onRapidReset();
         session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
         session.destroy();
+        // The session's end waits for the socket to flush, which a client still flooding may never let happen.
+        setTimeout(() => socket.destroy(), 50).unref();
       }
     });
   });

@@ -10,13 +10,19 @@ import type { ProxyConfig, TlsConfig } from '../config/schema.ts';
 import { pickCertificate, readCertificatePair, type CertificatePair } from '../config/certificates.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log } from '../log.ts';
-import { H2Front } from './h2-front.ts';
+import { H2Front, type SessionCutReason } from './h2-front.ts';
 import { Listener, type RequestHandlers } from './listener.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 
 /** Label values of kubeproxy_tls_handshake_errors_total. */
 export const TLS_FAILURE_REASONS = ['protocol_version', 'no_shared_cipher', 'certificate', 'not_tls', 'alpn', 'timeout', 'reset', 'other'] as const;
 export type TlsFailureReason = (typeof TLS_FAILURE_REASONS)[number];
+
+/** What the TLS listener reports (the metrics). */
+export interface TlsEvents {
+  handshakeError(reason: TlsFailureReason): void;
+  sessionCut(reason: SessionCutReason): void;
+}
 
 export class TlsListener {
   readonly listener: Listener;
@@ -32,7 +38,7 @@ export class TlsListener {
     upgrade: UpgradeHandler,
     client: ProxyConfig['client'],
     config: TlsConfig,
-    onHandshakeError: (reason: TlsFailureReason) => void,
+    events: TlsEvents,
   ) {
     this.config = config;
     this.pairs = config.certificates.map((c) => readCertificatePair(c.cert, c.key, config.minVersion));
@@ -51,11 +57,14 @@ export class TlsListener {
     // https.Server answers a failed handshake as a malformed HTTP request ('clientError'): it is counted here instead.
     server.removeAllListeners('tlsClientError');
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      onHandshakeError(failureReason(err));
+      events.handshakeError(failureReason(err));
       socket.destroy();
     });
     // The same port serves both: a connection that chose h2 goes to the h2 front, the others to https.Server's own listener.
-    this.h2 = new H2Front(pipeline, client, () => log.warn('HTTP/2 session cut off: streams reset faster than the limit (rapid reset, CVE-2023-44487)'));
+    this.h2 = new H2Front(pipeline, client, (reason) => {
+      log.warn({ reason }, 'HTTP/2 session cut off with GOAWAY');
+      events.sessionCut(reason);
+    });
     const h1 = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void;
     server.removeAllListeners('secureConnection');
     server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? this.h2.accept(socket) : h1.call(server, socket)));
