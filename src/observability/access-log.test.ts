@@ -98,6 +98,13 @@ describe('formatAccessLogLine', () => {
     assert.equal(line.errorMessage, `invalid Host header "${nasty}"`);
     assert.equal(line.level, 40);
   });
+
+  it('writes every string as JSON.stringify does, lone surrogates escaped', () => {
+    const odd = 'x\ud800y \udc00 ok \ud83d\ude00';
+    const ctx = make('/a', { 'user-agent': odd });
+    const text = formatAccessLogLine(ctx, 200, ctx.start, 30, 0);
+    assert.ok(text.includes(`"userAgent":${JSON.stringify(odd)}`), text);
+  });
 });
 
 describe('AccessLog output', () => {
