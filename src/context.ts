@@ -60,6 +60,11 @@ export class RequestContext {
   scheme: 'http' | 'https' = 'http';
   /** Upstream attempts made (1 + retries). */
   attempts = 0;
+  /**
+   * The target URI's scheme, which `authority` was normalised for: an absolute-form target's,
+   * else a trusted X-Forwarded-Proto's, else `scheme` (what the X-Forwarded-Proto sent upstream says).
+   */
+  targetScheme: 'http' | 'https' = 'http';
   /** The response status: set before the head is written (a plugin's onResponse may change it). */
   status = 0;
   /**

@@ -60,7 +60,7 @@ import { Fill, declaredLength, headerStrings } from './fill.ts';
 import { hasHeader, removeHeaders, type RawHeaders } from './headers.ts';
 import { isPlainRequest, plainDecision } from './hit.ts';
 import type { AfterAnswer, AfterError, CacheLookup, InterceptAction } from './interceptor.ts';
-import { cacheKey, type RequestTarget } from './key.ts';
+import { cacheKey, keyFor, type RequestTarget } from './key.ts';
 import type { CacheLayer } from './layer.ts';
 import {
   FORWARD_REASONS,
@@ -196,7 +196,7 @@ export class CacheFlow implements RequestCache {
     if (this.upstream.body !== null) return this.bypass('request-body');
     // No range support (policy.ts): partial requests go to the origin untouched.
     if (hasHeader(this.reqHeaders, 'range')) return this.bypass('range');
-    const key = cacheKey(this.service.name, method, this.target());
+    const key = this.requestKey(method);
     if (key === undefined) return this.bypass('no-key');
     this.key = key;
     return this.read(true, undefined);
@@ -633,6 +633,19 @@ export class CacheFlow implements RequestCache {
   private requestDirectives(): RequestDirectives {
     // Most requests carry neither Cache-Control nor Pragma: nothing to parse.
     return (this.directives ??= mayHaveDirectives(this.reqHeaders) ? requestDirectives(this.reqHeaders) : NO_REQUEST_DIRECTIVES);
+  }
+
+  /**
+   * The request's key. While no plugin has seen the request (no hook view on it), its Host line,
+   * X-Forwarded-Proto and path are the ones the validate phase read: the authority it normalised
+   * and that authority's scheme are what cacheKey would compute again from target().
+   */
+  private requestKey(method: string): string | undefined {
+    const ctx = this.ctx;
+    if (ctx.plugins === undefined && ctx.req.url?.charCodeAt(0) === 47 /* / */) {
+      return keyFor(this.service.cacheKeyPrefix, method, ctx.targetScheme, ctx.authority, this.upstream.path);
+    }
+    return cacheKey(this.service.name, method, this.target());
   }
 
   private target(): RequestTarget {

@@ -24,6 +24,7 @@
  * API
  *   interface RequestTarget { scheme; authority; target }
  *   cacheKey(service, method, target): string | undefined   undefined = not keyable (bypass)
+ *   keyFor(prefix, method, scheme, authority, pathAndQuery): string   from parts already checked
  *   servicePrefix(service): string
  *   methodClass(method): string
  *   normalizeAuthority(authority, scheme): string | undefined
@@ -124,5 +125,13 @@ export function cacheKey(service: string, method: string, t: RequestTarget): str
   }
   const normalized = normalizeAuthority(authority, scheme);
   if (normalized === undefined) return undefined;
-  return `${servicePrefix(service)}${methodClass(method)} ${scheme}://${normalized}${pathAndQuery}`;
+  return keyFor(servicePrefix(service), method, scheme, normalized, pathAndQuery);
+}
+
+/**
+ * The key from parts already checked: `prefix` is servicePrefix(service), `authority` is
+ * normalizeAuthority's result for `scheme`, `pathAndQuery` starts with `/`.
+ */
+export function keyFor(prefix: string, method: string, scheme: Scheme, authority: string, pathAndQuery: string): string {
+  return `${prefix}${methodClass(method)} ${scheme}://${authority}${pathAndQuery}`;
 }

@@ -18,7 +18,7 @@ import { formatHttpDate } from './directives.ts';
 import { TRANSITIONS, type CachePhase } from './flow.ts';
 import { getHeader } from './headers.ts';
 import type { AfterError, CacheLookup, ResponseInterceptor } from './interceptor.ts';
-import { cacheKey } from './key.ts';
+import { cacheKey, servicePrefix } from './key.ts';
 import { CacheLayer, type CacheConfig } from './layer.ts';
 import { lookup } from './lookup.ts';
 
@@ -68,7 +68,7 @@ const CONFIG: CacheConfig = {
   collapseTimeout: 10_000,
 };
 
-const service = { name: 'web', cacheEnabled: true, hashKey: undefined } as unknown as Service;
+const service = { name: 'web', cacheKeyPrefix: servicePrefix('web'), cacheEnabled: true, hashKey: undefined } as unknown as Service;
 
 interface Forwarded {
   request: UpstreamRequest;
@@ -98,6 +98,9 @@ function setup(config: CacheConfig = CONFIG) {
     const rawHeaders = ['Host', 'web.test', ...headers];
     const req = { method, url: path, headers: { host: 'web.test' }, rawHeaders } as unknown as IncomingMessage;
     const ctx = new RequestContext(req, res as unknown as ServerResponse, 'req-1', '127.0.0.1');
+    // What the validate and route phases set.
+    ctx.host = ctx.authority = 'web.test';
+    ctx.path = path;
     ctx.service = service;
     ctx.snapshot = { via: '1.1 kubeproxy' } as Snapshot;
     ctx.upstream = { method, path, headers: [...rawHeaders, 'x-forwarded-proto', 'http'], body: null };

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
+import { cacheKey, keyFor, servicePrefix } from '../cache/key.ts';
+import { scanRequestHeaders } from './request-fields.ts';
 import { parseTarget } from './validate.ts';
 
 const req = (url: string, ...headers: string[]) => ({ url, rawHeaders: headers }) as unknown as IncomingMessage;
 
 describe('the request target (validate phase)', () => {
   it('routes an origin-form request by its Host, without the port, and keeps the path and query', () => {
-    assert.deepEqual(parseTarget(req('/a?b=1', 'Host', 'Web.Test:80')), { host: 'web.test', hostHeader: 'Web.Test:80', authority: 'web.test', path: '/a?b=1' });
+    assert.deepEqual(parseTarget(req('/a?b=1', 'Host', 'Web.Test:80')), { host: 'web.test', hostHeader: 'Web.Test:80', authority: 'web.test', scheme: 'http', path: '/a?b=1' });
   });
 
   it('takes the authority of an absolute-form target over the Host header (RFC 9112 §3.2.2)', () => {
@@ -23,5 +25,18 @@ describe('the request target (validate phase)', () => {
     assert.equal(parseTarget(req('/')), 'missing Host header');
     assert.match(parseTarget(req('*', 'Host', 'a.test')) as string, /neither a path nor an absolute URL/);
     assert.match(parseTarget(req('/', 'Host', 'a b')) as string, /invalid Host header/);
+  });
+
+  it('gives the cache the key it would make from the Host line and the scheme again', () => {
+    const hosts = ['Web.Test', 'web.test.', 'web.test:80', 'web.test:0443', 'web.test:443', 'web.test:', '[::1]:80', '[FE80::1]:8443', '10.0.0.1:8080'];
+    for (const scheme of ['http', 'https'] as const) {
+      for (const host of hosts) {
+        const r = req('/a?b=1', 'Host', host);
+        const t = parseTarget(r, scanRequestHeaders(r.rawHeaders), scheme);
+        assert.equal(typeof t, 'object', host);
+        const { authority, scheme: s, path } = t as Exclude<typeof t, string>;
+        assert.equal(keyFor(servicePrefix('shop/web'), 'HEAD', s, authority, path), cacheKey('shop/web', 'HEAD', { scheme, authority: host, target: '/a?b=1' }), `${scheme} ${host}`);
+      }
+    }
   });
 });

@@ -19,6 +19,8 @@ interface Target {
   hostHeader: string;
   /** `hostHeader` normalised as the cache keys it (cache/key.ts): the Host sent upstream. */
   authority: string;
+  /** The scheme `authority` was normalised for: the absolute-form target's, or the one given. */
+  scheme: Scheme;
   path: string;
 }
 
@@ -32,6 +34,7 @@ export function validate(ctx: RequestContext): ProxyError | undefined {
   if (typeof target === 'string') return new ProxyError('bad_request', target);
   ctx.host = target.host;
   ctx.authority = target.authority;
+  ctx.targetScheme = target.scheme;
   ctx.path = target.path;
   return undefined;
 }
@@ -59,5 +62,5 @@ export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRe
   const host = normaliseHost(hostHeader);
   const authority = normalizeAuthority(hostHeader, scheme);
   if (host === undefined || authority === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
-  return { host, hostHeader, authority, path };
+  return { host, hostHeader, authority, scheme, path };
 }

@@ -7,6 +7,7 @@ import type { Balancer, PickContext } from '../balancer/balancer.ts';
 import { createBalancer } from '../balancer/index.ts';
 import type { ProxyConfig, ServiceConfig } from '../config/schema.ts';
 import { serviceDomains } from '../config/schema.ts';
+import { servicePrefix } from '../cache/key.ts';
 import type { Instance, PoolSettings } from './instance.ts';
 import { ServiceState } from './service-state.ts';
 
@@ -23,6 +24,8 @@ export class Service {
   readonly outlier: ProxyConfig['outlierDetection'];
   readonly cacheEnabled: boolean;
   readonly upstreamHost: string | undefined;
+  /** The start of this service's cache keys (cache/key.ts servicePrefix), made once. */
+  readonly cacheKeyPrefix: string;
   /** Replaced (never mutated) when membership changes, so balancers may cache by identity. */
   instances: readonly Instance[] = [];
   /**
@@ -55,6 +58,7 @@ export class Service {
     this.outlier = { ...proxy.outlierDetection, ...config.outlierDetection };
     this.cacheEnabled = proxy.cache.enabled && config.cache;
     this.upstreamHost = config.upstreamHost;
+    this.cacheKeyPrefix = servicePrefix(this.name);
   }
 
   poolSettings(): PoolSettings {
