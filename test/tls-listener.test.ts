@@ -173,6 +173,41 @@ describe('TLS listener', () => {
   });
 });
 
+describe('TLS listener and upgrades', () => {
+  test('an Upgrade (WebSocket) request over TLS tells the instance the client used https', async () => {
+    const dir = certDir();
+    const cert = makeCertificate(dir.dir, 'ws', ['ws.example.test']);
+    const origin = await startOrigin((_req, res) => res.end());
+    let seenProto: string | undefined;
+    origin.server.on('upgrade', (req, socket) => {
+      seenProto = req.headers['x-forwarded-proto'] as string | undefined;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    const proxy = await startProxy({
+      tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: cert.certFile, key: cert.keyFile }] },
+      services: [{ name: 'ws', domain: 'ws.example.test', hosts: [{ port: origin.port }] }],
+    });
+    try {
+      const socket = connect({ host: '127.0.0.1', port: proxy.runtime.tls!.address().port, servername: 'ws.example.test', ca: cert.cert });
+      await once(socket, 'secureConnect');
+      socket.write('GET /chat HTTP/1.1\r\nHost: ws.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      let head = '';
+      socket.setEncoding('utf8');
+      for await (const chunk of socket) {
+        head += chunk as string;
+        if (head.includes('\r\n\r\n')) break;
+      }
+      socket.destroy();
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.equal(seenProto, 'https');
+    } finally {
+      await proxy.close();
+      await origin.close();
+      dir.cleanup();
+    }
+  });
+});
+
 describe('TLS options', () => {
   test('minVersion TLSv1.3 refuses a TLS 1.2 client and serves a TLS 1.3 one', async () => {
     const dir = certDir();

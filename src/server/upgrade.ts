@@ -8,7 +8,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ProxyError, finalAttemptError, upstreamError } from '../errors.ts';
-import { forwardedScheme } from '../upstream/forwarded-proto.ts';
 import { balancerKey } from '../upstream/hash-key.ts';
 import { upstreamRequestHeaders } from '../upstream/headers.ts';
 import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
@@ -21,7 +20,7 @@ import { requestId } from './request-id.ts';
 import { scanRequestHeaders } from './request-fields.ts';
 import { upgradeHooks, type UpgradeDecision } from './hooks.ts';
 import { sendRawAnswer, sendRawError } from './respond.ts';
-import { parseTarget } from './validate.ts';
+import { clientScheme, connectionScheme, parseTarget } from './validate.ts';
 
 export class UpgradeHandler {
   /** Open tunnels, for graceful shutdown. */
@@ -36,7 +35,7 @@ export class UpgradeHandler {
     const id = requestId(fields.requestId);
     const ip = clientIp(req);
     socket.on('error', () => socket.destroy());
-    const target = parseTarget(req, fields, snapshot.isTrusted(ip) ? forwardedScheme(fields.forwardedProto) : 'http');
+    const target = parseTarget(req, fields, clientScheme(connectionScheme(req), fields, snapshot.isTrusted(ip)));
     if (typeof target === 'string') return sendRawError(socket, new ProxyError('bad_request', target), id);
     if (this.host.draining) return sendRawError(socket, new ProxyError('draining', 'the proxy is shutting down'), id);
     const service = snapshot.router.match(target.host);
@@ -78,6 +77,7 @@ export class UpgradeHandler {
       requestId: id,
       via: snapshot.via,
       upstreamHost: service.upstreamHost,
+      proto: connectionScheme(req),
       upgrade: true,
     });
     acquireSlot(instance, service);

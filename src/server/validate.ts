@@ -24,13 +24,22 @@ interface Target {
   path: string;
 }
 
+/** The scheme of the client's own connection: node:tls sockets say `encrypted`, plain ones have no such field. */
+export function connectionScheme(req: IncomingMessage): Scheme {
+  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+}
+
+/** The scheme the client used: a trusted peer's X-Forwarded-Proto, else the connection's. */
+export function clientScheme(connection: Scheme, fields: RequestFields, trusted: boolean): Scheme {
+  return trusted && fields.forwardedProto !== undefined ? forwardedScheme(fields.forwardedProto) : connection;
+}
+
 /** The error to answer (400) when the target or Host is unusable. */
 export function validate(ctx: RequestContext): ProxyError | undefined {
   const fields = ctx.fields!;
   const trusted = ctx.snapshot!.isTrusted(ctx.clientIp);
-  // node:tls sockets say `encrypted`; plain ones have no such field.
-  if ((ctx.req.socket as { encrypted?: boolean }).encrypted === true) ctx.scheme = 'https';
-  const target = parseTarget(ctx.req, fields, trusted && fields.forwardedProto !== undefined ? forwardedScheme(fields.forwardedProto) : ctx.scheme);
+  ctx.scheme = connectionScheme(ctx.req);
+  const target = parseTarget(ctx.req, fields, clientScheme(ctx.scheme, fields, trusted));
   if (typeof target === 'string') return new ProxyError('bad_request', target);
   ctx.host = target.host;
   ctx.authority = target.authority;
