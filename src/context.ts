@@ -29,6 +29,8 @@ export interface RequestCache extends ResponseInterceptor, ClientCloseListener {
 export class RequestContext {
   /** performance.now() at arrival. */
   readonly start: number;
+  /** performance.now() when the request ended (set by the log phase, read by the metrics, access log and status page). */
+  end = 0;
   /** The configuration the request started with: it keeps it to its end, whatever a reload does. */
   snapshot: Snapshot | undefined = undefined;
   service: Service | undefined = undefined;
@@ -58,13 +60,13 @@ export class RequestContext {
   authority = '';
   /** The connection's scheme: `https` on the TLS listener (set by validate; X-Forwarded-Proto, the cache key). */
   scheme: 'http' | 'https' = 'http';
-  /** Upstream attempts made (1 + retries). */
-  attempts = 0;
   /**
    * The target URI's scheme, which `authority` was normalised for: an absolute-form target's,
    * else a trusted X-Forwarded-Proto's, else `scheme` (what the X-Forwarded-Proto sent upstream says).
    */
   targetScheme: 'http' | 'https' = 'http';
+  /** Upstream attempts made (1 + retries). */
+  attempts = 0;
   /** The response status: set before the head is written (a plugin's onResponse may change it). */
   status = 0;
   /**

@@ -3,16 +3,15 @@
  * last minute (window.ts), each instance's last error and the end of its ejection, and when the
  * config was loaded and why the last reload failed. /status reads it (admin/status.ts).
  *
- * Hot path: `ended` runs once per finished request. It finds the service's window through a
- * WeakMap keyed by the service's state (which outlives reloads, so a reload keeps the minute)
- * and records into it: O(1), no allocation. Attempt ends are looked at only when they failed.
+ * Hot path: `ended` runs once per finished request. It records into the service's window, kept
+ * on the service's state (which outlives reloads, so a reload keeps the minute), at the end time
+ * the log phase took: O(1), no allocation. Attempt ends are looked at only when they failed.
  */
 import type { RequestContext } from '../context.ts';
 import type { ProxyError } from '../errors.ts';
 import type { OutlierDetector } from '../health/passive.ts';
 import type { Instance } from '../upstream/instance.ts';
 import type { Service } from '../upstream/service.ts';
-import type { ServiceState } from '../upstream/service-state.ts';
 import { CACHE_FORWARDED, CACHE_NONE, CACHE_SERVED, RequestWindow, emptyCounts, type WindowCounts } from './window.ts';
 
 /** An instance's last failed attempt. */
@@ -65,7 +64,6 @@ export class ConfigHistory {
 
 export class LiveStatus {
   readonly config = new ConfigHistory();
-  private readonly windows = new WeakMap<ServiceState, RequestWindow>();
   private readonly errors = new WeakMap<Instance, LastError>();
   private readonly ejections = new WeakMap<Instance, Ejection>();
 
@@ -84,9 +82,8 @@ export class LiveStatus {
   private readonly ended = (ctx: RequestContext): void => {
     const service = ctx.service;
     if (service === undefined) return;
-    let w = this.windows.get(service.state);
-    if (w === undefined) this.windows.set(service.state, (w = new RequestWindow()));
-    const now = performance.now();
+    const w = (service.state.window ??= new RequestWindow());
+    const now = ctx.end;
     const cause = ctx.errorCause;
     // A client that left is not the service failing; anything the proxy cut or a 5xx is.
     const error = cause === undefined ? ctx.status >= 500 : cause !== 'client_abort';
@@ -104,7 +101,7 @@ export class LiveStatus {
 
   /** The last minute of a service (empty before its first request). */
   window(service: Service, nowMs: number = Date.now()): WindowCounts {
-    return this.windows.get(service.state)?.sums(nowMs) ?? emptyCounts();
+    return service.state.window?.sums(nowMs) ?? emptyCounts();
   }
 
   lastError(instance: Instance): LastError | null {

@@ -193,7 +193,7 @@ export class Observability {
 
   private readonly requestEnded = (ctx: RequestContext): void => {
     if (this.closed) return;
-    const now = performance.now();
+    const now = ctx.end;
     const cause = ctx.errorCause;
     // Nothing was sent: the status is what the cut stands for, not the 200 node:http defaults to.
     const status = cause === undefined || ctx.res.headersSent ? ctx.status : cause === 'client_abort' ? CLIENT_CLOSED : cause === 'drain_timeout' ? CUT_AT_SHUTDOWN : ctx.status;

@@ -158,6 +158,7 @@ export class Pipeline {
   private ended(ctx: RequestContext): void {
     if (ctx.finished) return;
     ctx.finished = true;
+    ctx.end = performance.now();
     if (ctx.status === 0) ctx.status = ctx.res.statusCode;
     if (!ctx.res.writableFinished && ctx.errorCause === undefined) {
       ctx.errorCause = 'client_abort';

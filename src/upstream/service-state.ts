@@ -4,6 +4,7 @@
  * started on an old snapshot and requests started on the new one share it, so a reload neither
  * resets the budget nor strands waiters whose slots are freed by older requests.
  */
+import type { RequestWindow } from '../observability/window.ts';
 import { PendingQueue } from './pending.ts';
 import { RetryBudget } from './retry-budget.ts';
 
@@ -12,4 +13,6 @@ export class ServiceState {
   active = 0;
   readonly budget = new RetryBudget();
   readonly pending = new PendingQueue();
+  /** The service's last minute for the status page (observability/live-status.ts), made at its first request. */
+  window: RequestWindow | undefined = undefined;
 }
