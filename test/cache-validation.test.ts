@@ -11,6 +11,9 @@ import { startProxy } from './helpers/proxy.ts';
 import { request } from './helpers/http.ts';
 import { until } from './helpers/load.ts';
 import { cacheStatus, cachedService, keyOf, useClock, type TestClock } from './helpers/cache.ts';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { log, setLogger } from '../src/log.ts';
 
 test('a 304 revalidation updates the stored headers, never Content-Length, and is served from the cache', async (t) => {
   const s = await cachedService(t, (req, res, clock) => {
@@ -40,6 +43,41 @@ test('a 304 revalidation updates the stored headers, never Content-Length, and i
   assert.equal(hit.headers['content-length'], '5');
   assert.equal(hit.text, 'hello');
   assert.equal(s.origin.requests.length, 2);
+});
+
+test('a 304 for another ETag than the stored one makes exactly one unconditional request, without an error logged', async (t) => {
+  const s = await cachedService(t, (req, res, clock) => {
+    const n = s.origin.requests.length;
+    if (n === 1) {
+      res.writeHead(200, { date: clock.httpDate(), etag: '"a"', 'cache-control': 'max-age=0, must-revalidate', 'content-length': '1' });
+      return res.end('a');
+    }
+    if (req.headers['if-none-match'] !== undefined) {
+      // RFC 9111 §4.3.4: this 304 selects no stored response (its ETag is not the entry's).
+      res.writeHead(304, { date: clock.httpDate(), etag: '"b"', 'cache-control': 'max-age=0, must-revalidate' });
+      return res.end();
+    }
+    res.writeHead(200, { date: clock.httpDate(), etag: '"b"', 'cache-control': 'max-age=0, must-revalidate', 'content-length': '1' });
+    res.end('b');
+  });
+  // Installed after the proxy started: starting it sets the process log level (silent in tests).
+  const saved = log;
+  const lines: Array<{ level: number; msg: string }> = [];
+  setLogger(pino({ level: 'warn' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString())), done()) })));
+  t.after(() => setLogger(saved));
+  assert.equal((await s.get('/mismatch')).text, 'a');
+  const r = await s.get('/mismatch');
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'b');
+  assert.equal(r.headers.etag, '"b"');
+  assert.deepEqual(
+    s.origin.requests.map((q) => q.headers['if-none-match'] ?? null),
+    [null, '"a"', null],
+    'the first fetch, the revalidation, and one unconditional request',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 100)); // a redundant request would come after the answer
+  assert.equal(s.origin.requests.length, 3);
+  assert.deepEqual(lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error logged');
 });
 
 test('revalidation by Last-Modified sends If-Modified-Since', async (t) => {
