@@ -81,6 +81,23 @@ test('Vary: two variants are stored side by side and each request gets its own',
   assert.equal(s.origin.requests.length, 3);
 });
 
+test('Vary: Accept-Language spelled differently with the same preferences shares one variant', async (t) => {
+  const s = await cachedService(t, (req, res, clock) => {
+    res.writeHead(200, { date: clock.httpDate(), 'cache-control': 'max-age=60', vary: 'Accept-Language' });
+    res.end(`for ${req.headers['accept-language']}`);
+  });
+  const first = await s.get('/lang', { headers: { 'accept-language': 'en-US, fr' } });
+  const second = await s.get('/lang', { headers: { 'accept-language': 'fr,en-us' } });
+  assert.equal(cacheStatus(first), 'kubeproxy; fwd=uri-miss; stored');
+  assert.match(cacheStatus(second)!, /^kubeproxy; hit;/);
+  assert.equal(second.text, 'for en-US, fr');
+  assert.equal(s.origin.requests.length, 1);
+  // Other weights are another preference (RFC 9110 §12.5.4): another variant.
+  const weighted = await s.get('/lang', { headers: { 'accept-language': 'fr, en-US;q=0.5' } });
+  assert.equal(cacheStatus(weighted), 'kubeproxy; fwd=vary-miss; stored');
+  assert.equal(s.origin.requests.length, 2);
+});
+
 test('Vary: * is never stored', async (t) => {
   const s = await cachedService(t, fixed({ 'cache-control': 'public, max-age=60', vary: '*' }));
   const a = await s.get('/star');

@@ -385,7 +385,9 @@ describe('Vary (RFC 9111 §4.1)', () => {
     const k = varyKey(['accept-encoding', 'accept-language'], ['Accept-Encoding', 'gzip, br', 'Accept-Language', 'en,  fr']);
     assert.equal(varyKey(['accept-encoding', 'accept-language'], ['accept-encoding', 'BR,gzip', 'ACCEPT-LANGUAGE', ' en , fr ']), k);
     assert.equal(varyKey(['accept-language', 'accept-encoding'], ['Accept-Encoding', 'br', 'Accept-Encoding', 'gzip', 'Accept-Language', 'en,fr']), k);
-    assert.notEqual(varyKey(['accept-language'], ['Accept-Language', 'fr, en']), varyKey(['accept-language'], ['Accept-Language', 'en, fr']));
+    // Equal weights are an equal preference (RFC 9110 §12.5.4, vary.ts); different weights are not.
+    assert.equal(varyKey(['accept-language'], ['Accept-Language', 'fr, en']), varyKey(['accept-language'], ['Accept-Language', 'en, fr']));
+    assert.notEqual(varyKey(['accept-language'], ['Accept-Language', 'fr, en;q=0.5']), varyKey(['accept-language'], ['Accept-Language', 'en, fr;q=0.5']));
   });
 
   test('a header absent from both requests matches, absent from one does not', () => {

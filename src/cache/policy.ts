@@ -107,6 +107,10 @@ import {
 } from './headers.ts';
 import { normalizeAuthority, splitAbsoluteTarget, type RequestTarget, type Scheme } from './key.ts';
 import type { CacheEntry } from './store.ts';
+import { normalizeVaryValue } from './vary.ts';
+
+// Per-field normalisation of selecting values lives in vary.ts (VARY_NORMALISERS).
+export { normalizeVaryValue };
 
 // ---------------------------------------------------------------------------
 // Options and shared shapes
@@ -545,28 +549,8 @@ export function storageDeadline(stored: StoredResponse, options?: PolicyOptions)
 // ---------------------------------------------------------------------------
 
 /**
- * Normalises a selecting header value so that values differing only in ways
- * §4.1 allows match: whitespace runs folded to one space, trimmed, no
- * whitespace around commas (lines are already combined, RFC 9110 §5.3). For
- * Accept-Encoding, whose codings are case-insensitive (RFC 9110 §8.4.1) and
- * whose member order is not significant, members are lower-cased,
- * de-duplicated and sorted.
- */
-export function normalizeVaryValue(name: string, value: string): string {
-  let v = value.replace(/[ \t]+/g, ' ').trim().replace(/ ?, ?/g, ',');
-  if (name.toLowerCase() === 'accept-encoding') {
-    const members = v
-      .split(',')
-      .filter((m) => m !== '')
-      .map((m) => m.replace(/ ?; ?/g, ';').replace(/ ?= ?/g, '=').toLowerCase());
-    v = [...new Set(members)].sort().join(',');
-  }
-  return v;
-}
-
-/**
  * The secondary key of a request for a stored response's Vary names: one
- * line per name, `name=normalised value`, or just `name` when the request
+ * line per name, `name=normalised value` (vary.ts), or just `name` when the request
  * lacks the field (absent only matches absent, §4.1). Returns undefined for
  * `*`, which never matches. Names are lower-case tokens, values cannot hold
  * newlines, so the encoding is unambiguous.
