@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { cacheKey, keyFor, servicePrefix } from '../cache/key.ts';
+import { normaliseHost } from '../routing/host.ts';
 import { scanRequestHeaders } from './request-fields.ts';
 import { parseTarget } from './validate.ts';
 
@@ -27,14 +28,15 @@ describe('the request target (validate phase)', () => {
     assert.match(parseTarget(req('/', 'Host', 'a b')) as string, /invalid Host header/);
   });
 
-  it('gives the cache the key it would make from the Host line and the scheme again', () => {
-    const hosts = ['Web.Test', 'web.test.', 'web.test:80', 'web.test:0443', 'web.test:443', 'web.test:', '[::1]:80', '[FE80::1]:8443', '10.0.0.1:8080'];
+  it('routes and keys a Host as normaliseHost and cacheKey would from the Host line and the scheme', () => {
+    const hosts = ['web.test', 'a', 'xn--bcher-kva.test', 'Web.Test', 'web.test.', 'web.test:80', 'web.test:0443', 'web.test:443', 'web.test:', '[::1]:80', '[FE80::1]:8443', '10.0.0.1:8080'];
     for (const scheme of ['http', 'https'] as const) {
       for (const host of hosts) {
         const r = req('/a?b=1', 'Host', host);
         const t = parseTarget(r, scanRequestHeaders(r.rawHeaders), scheme);
         assert.equal(typeof t, 'object', host);
-        const { authority, scheme: s, path } = t as Exclude<typeof t, string>;
+        const { authority, scheme: s, path, host: routed } = t as Exclude<typeof t, string>;
+        assert.equal(routed, normaliseHost(host), host);
         assert.equal(keyFor(servicePrefix('shop/web'), 'HEAD', s, authority, path), cacheKey('shop/web', 'HEAD', { scheme, authority: host, target: '/a?b=1' }), `${scheme} ${host}`);
       }
     }

@@ -9,7 +9,7 @@ import { normalizeAuthority, type Scheme } from '../cache/key.ts';
 import type { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
 import { forwardedScheme } from '../upstream/forwarded-proto.ts';
-import { normaliseHost } from '../routing/host.ts';
+import { REG_NAME, normaliseHost } from '../routing/host.ts';
 import { scanRequestHeaders, type RequestFields } from './request-fields.ts';
 
 interface Target {
@@ -68,8 +68,15 @@ export function parseTarget(req: IncomingMessage, fields: RequestFields = scanRe
   if (hostHeader === undefined || hostHeader === '') return 'missing Host header';
   // RFC 9112 §3.2: more than one Host field line is a 400; Node would silently keep the first.
   if (fields.hostCount > 1) return 'more than one Host header';
+  // The usual Host, a lower-case name without port or trailing dot, is already both normal forms.
+  if (isPlainName(hostHeader)) return { host: hostHeader, hostHeader, authority: hostHeader, scheme, path };
   const host = normaliseHost(hostHeader);
   const authority = normalizeAuthority(hostHeader, scheme);
   if (host === undefined || authority === undefined) return `invalid Host header "${hostHeader.slice(0, 100)}"`;
   return { host, hostHeader, authority, scheme, path };
+}
+
+/** A reg-name as normaliseHost and normalizeAuthority return it unchanged: lower-case, no port, no trailing dot. */
+function isPlainName(value: string): boolean {
+  return value.charCodeAt(value.length - 1) !== 46 /* . */ && REG_NAME.test(value);
 }
