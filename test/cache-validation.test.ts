@@ -189,16 +189,20 @@ test('stale-if-error: the stale entry is served when no instance can be reached'
   assert.equal(viaRequest.status, 200);
 });
 
-test('without stale-if-error a failed revalidation passes the error on and keeps the entry', async (t) => {
+test('with staleOnError 0 and no stale-if-error a failed revalidation passes the error on and keeps the entry', async (t) => {
   let failing = false;
-  const s = await cachedService(t, (_req, res, clock) => {
-    if (failing) {
-      res.writeHead(503, { date: clock.httpDate() });
-      return res.end('busy');
-    }
-    res.writeHead(200, { date: clock.httpDate(), etag: '"k"', 'cache-control': 'max-age=60' });
-    res.end('good');
-  });
+  const s = await cachedService(
+    t,
+    (_req, res, clock) => {
+      if (failing) {
+        res.writeHead(503, { date: clock.httpDate() });
+        return res.end('busy');
+      }
+      res.writeHead(200, { date: clock.httpDate(), etag: '"k"', 'cache-control': 'max-age=60' });
+      res.end('good');
+    },
+    { cache: { staleOnError: '0' } },
+  );
   await s.get('/k');
   failing = true;
   s.clock.advance(61_000);

@@ -19,7 +19,8 @@
  *            │   │            If-Modified-Since from the entry, §4.3.1)
  *            │   ├─ revalidated  304 that applies: headers merged (§3.2, never Content-Length),
  *            │   │               entry re-stored, served from memory
- *            │   ├─ stale        5xx or no answer, and stale-if-error allows it (RFC 5861 §4)
+ *            │   ├─ stale        5xx or no answer, and stale-if-error (RFC 5861 §4) or
+ *            │   │               proxy.cache.staleOnError (RFC 9111 §4.2.4) allows it
  *            │   ├─ unavailable  no answer and must-revalidate / proxy-revalidate / no-cache /
  *            │   │               s-maxage: 504 (§5.2.2.2), never the stale entry
  *            │   └─ miss         a full response: handled as a miss (stored if allowed)
@@ -77,12 +78,13 @@ import {
   isStorable,
   mustRevalidate,
   notModifiedApplies,
+  onErrorDetail,
   refreshEntry,
   selectVariant,
   storageDeadline,
-  usableOnError,
   type CacheStatusInfo,
   type ForwardReason,
+  type OnErrorDetail,
   type PolicyOptions,
   type ReuseDecision,
 } from './policy.ts';
@@ -167,6 +169,8 @@ export class CacheFlow implements RequestCache {
   private decision: MustRevalidateDecision | undefined;
   private taken: Taken = 'none';
   private takenStatus = 0;
+  /** Why the stale entry answers a failed revalidation (Cache-Status detail). */
+  private staleReason: OnErrorDetail | undefined;
   private notModified: string[] | undefined;
   private fill: Fill | undefined;
   /** Method sent upstream (a HEAD client's revalidation is a GET). */
@@ -266,7 +270,7 @@ export class CacheFlow implements RequestCache {
         case 'must-revalidate':
           // The leader just saw the origin fail: no need to try again to serve stale-if-error.
           if (after === 'error' && d.useStoredOnError) {
-            return this.serve('stale', entry, now, { fwd: d.fwd, collapsed: true, ttl: d.ttl, detail: 'stale-if-error' });
+            return this.serve('stale', entry, now, { fwd: d.fwd, collapsed: true, ttl: d.ttl, detail: onErrorDetail(entry, this.reqHeaders, now, policy) });
           }
           this.fwd = d.fwd;
           if (mayCollapse && this.collapsible()) {
@@ -409,9 +413,12 @@ export class CacheFlow implements RequestCache {
         this.notModified = received;
         return 'take';
       }
-      if (STALE_IF_ERROR_STATUSES.has(status) && usableOnError(entry, this.reqHeaders, this.responseTime, this.layer.policy)) {
+      // 5xx after the forward phase's retries (RFC 5861 §4 statuses): the stale entry may stand in.
+      const onError = STALE_IF_ERROR_STATUSES.has(status) ? onErrorDetail(entry, this.reqHeaders, this.responseTime, this.layer.policy) : undefined;
+      if (onError !== undefined) {
         this.taken = 'stale';
         this.takenStatus = status;
+        this.staleReason = onError;
         return 'take';
       }
       // §4.3.3: a full response replaces the stored one (when it may be stored).
@@ -525,7 +532,12 @@ export class CacheFlow implements RequestCache {
     if (this.phase === 'revalidating' && !ctx.res.headersSent) {
       const entry = this.entry!;
       const policy = this.layer.policy;
-      if (usableOnError(entry, this.reqHeaders, this.layer.now(), policy)) return this.staleOnError(undefined);
+      // No answer at all (connect failures, resets, timeouts, no instance): the same rule as a 5xx.
+      const onError = onErrorDetail(entry, this.reqHeaders, this.layer.now(), policy);
+      if (onError !== undefined) {
+        this.staleReason = onError;
+        return this.staleOnError(undefined);
+      }
       if (mustRevalidate(responseDirectives(entry.headers, policy.targetedFields), policy)) {
         // RFC 9111 §5.2.2.2: "MUST generate an error response rather than reuse the stale response ... SHOULD be 504".
         this.endFlight('error');
@@ -575,13 +587,16 @@ export class CacheFlow implements RequestCache {
     return 'forward';
   }
 
-  /** RFC 5861 §4: the instance failed (`status`, or no answer) and the entry may stand in. */
+  /**
+   * RFC 9111 §4.2.4 / RFC 5861 §4: the instances failed (`status`, or no answer) and the entry may
+   * stand in; `detail` says whether stale-if-error or proxy.cache.staleOnError allowed it.
+   */
   private staleOnError(status: number | undefined): 'serve' {
     this.endFlight('error');
     const entry = this.entry!;
     const now = this.layer.now();
     const ttl = freshnessLifetime(entry.status, entry.headers, entry.responseTime, this.layer.policy) - currentAge(entry, now);
-    this.serve('stale', entry, now, { fwd: this.fwd, fwdStatus: status, ttl, detail: 'stale-if-error' });
+    this.serve('stale', entry, now, { fwd: this.fwd, fwdStatus: status, ttl, detail: this.staleReason });
     return 'serve';
   }
 

@@ -66,6 +66,7 @@ const CONFIG: CacheConfig = {
   targetedFields: ['KubeProxy-Cache-Control', 'CDN-Cache-Control'],
   heuristicMax: 86_400_000,
   collapseTimeout: 10_000,
+  staleOnError: 3_600_000,
 };
 
 const service = { name: 'web', cacheKeyPrefix: servicePrefix('web'), cacheEnabled: true, hashKey: undefined } as unknown as Service;

@@ -81,7 +81,11 @@ export class CacheLayer {
 
   /** Applies a new config: see the header for what survives. */
   reload(config: CacheConfig, services: Iterable<Service>): void {
-    this.policy = { targetedFields: config.targetedFields, maxHeuristicLifetime: Math.floor(config.heuristicMax / 1000) };
+    this.policy = {
+      targetedFields: config.targetedFields,
+      maxHeuristicLifetime: Math.floor(config.heuristicMax / 1000),
+      staleOnError: Math.floor(config.staleOnError / 1000),
+    };
     this.maxObjectSize = Math.min(config.maxObjectSize, config.maxSize);
     this.zeroTtl = new ZeroTtlCheck(config.targetedFields, this.maxObjectSize);
     this.collapseTimeout = config.collapseTimeout;

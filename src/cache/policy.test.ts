@@ -23,6 +23,7 @@ import {
   storageDeadline,
   updateStoredHeaders,
   usableOnError,
+  onErrorDetail,
   varyKey,
   type StoredResponse,
 } from './policy.ts';
@@ -352,6 +353,24 @@ describe('reusing a stored response (RFC 9111 §4, §4.2.4, §5.2; RFC 5861)', (
   test('must-revalidate forbids a stale response even when the origin is down (504)', () => {
     const h = ['Cache-Control', 'max-age=10, must-revalidate, stale-if-error=600'];
     assert.equal(usableOnError(stored(h), ['Cache-Control', 'stale-if-error=600'], T0 + 20 * S), false);
+  });
+
+  test('staleOnError lets a stale response answer an origin failure when nothing forbids it (RFC 9111 §4.2.4)', () => {
+    const o = { staleOnError: 600 };
+    const plain = stored(['Cache-Control', 'max-age=10']);
+    assert.equal(onErrorDetail(plain, [], T0 + 610 * S, o), 'stale-on-error');
+    assert.equal(onErrorDetail(plain, [], T0 + 611 * S, o), undefined, 'past the window');
+    assert.equal(onErrorDetail(plain, [], T0 + 20 * S), undefined, 'off by default in the policy');
+    for (const cc of ['max-age=10, must-revalidate', 'max-age=10, proxy-revalidate', 's-maxage=10', 'no-cache']) {
+      assert.equal(onErrorDetail(stored(['Cache-Control', cc]), [], T0 + 20 * S, { ...o, staleWithSMaxage: true }), undefined, cc);
+    }
+    assert.equal(onErrorDetail(stored(['Cache-Control', 'max-age=10'], { status: 503 }), [], T0 + 20 * S, o), undefined, 'a stored error never stands in');
+    // An explicit stale-if-error replaces the window, longer or shorter.
+    assert.equal(onErrorDetail(stored(['Cache-Control', 'max-age=10, stale-if-error=5']), [], T0 + 20 * S, o), undefined);
+    assert.equal(onErrorDetail(stored(['Cache-Control', 'max-age=10, stale-if-error=5000']), [], T0 + 1000 * S, o), 'stale-if-error');
+    // Kept in the store for it only when the response arrived fresh.
+    assert.equal(storageDeadline(plain, o), T0 + 610 * S);
+    assert.equal(storageDeadline(stored(['Cache-Control', 'max-age=0']), o), T0);
   });
 
   test('a still-fresh response may answer when a client-forced revalidation fails', () => {

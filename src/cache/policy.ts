@@ -40,13 +40,14 @@
  *   currentAge(stored, now): number / ageHeaderValue(stored, now)
  *   mustRevalidate(directives, opts?): boolean
  *   evaluateReuse(stored, method, reqHeaders, now, opts?): ReuseDecision
- *   usableOnError(stored, reqHeaders, now, opts?): boolean / storageDeadline(stored, opts?): number
+ *   usableOnError(stored, reqHeaders, now, opts?): boolean / onErrorDetail(...): 'stale-if-error' | 'stale-on-error' | undefined
+ *   storageDeadline(stored, opts?): number
  *   varyKey(varyNames, reqHeaders): string | undefined / normalizeVaryValue(name, value) / selectVariant(object, reqHeaders)
  *   hasValidators(headers) / conditionalRequestHeaders(reqHeaders, stored) / evaluateConditional(method, reqHeaders, stored): 304 | 200
  *   notModifiedHeaders(storedHeaders, opts?) / notModifiedApplies(storedHeaders, notModified) / updateStoredHeaders(stored, notModified, opts?)
  *   invalidationTargets(method, status, target, resHeaders): RequestTarget[]
  *   cacheStatus(info, cacheName = 'kubeproxy'): string / sfString(value): string
- *   PolicyOptions { targetedFields, heuristicFraction (0.1), maxHeuristicLifetime (86400), staleWithSMaxage (false), revalidationGrace (86400) }
+ *   PolicyOptions { targetedFields, heuristicFraction (0.1), maxHeuristicLifetime (86400), staleWithSMaxage (false), revalidationGrace (86400), staleOnError (0) }
  *
  * Decisions taken where the RFCs leave a choice (also documented at the code):
  *  - Only GET responses are stored; HEAD is answered from a stored GET (the
@@ -69,7 +70,9 @@
  *  - must-revalidate / proxy-revalidate / unqualified no-cache also block both
  *    RFC 5861 windows (§4.2.4, §5.2.2.2: a disconnected cache MUST answer 504).
  *  - stale-if-error may come from the response or the request (RFC 5861 §4);
- *    either permission suffices, so the larger window applies.
+ *    either permission suffices, so the larger window applies. Without one,
+ *    `staleOnError` seconds are allowed (RFC 9111 §4.2.4: a disconnected cache
+ *    may serve stale unless forbidden); s-maxage forbids that default.
  *  - Age: corrected_initial_age = max(apparent_age, corrected_age_value), the
  *    conservative form of §4.2.3.
  *  - A 304 without any validator is applied to the entry whose validators the
@@ -127,6 +130,12 @@ export interface PolicyOptions {
   staleWithSMaxage?: boolean | undefined;
   /** Seconds an entry WITH validators is kept after it stopped being servable, for revalidation (storageDeadline). Default 86400. */
   revalidationGrace?: number | undefined;
+  /**
+   * Seconds past freshness a stale entry may answer when the origin fails and neither the response
+   * nor the request gave a stale-if-error window (RFC 9111 §4.2.4: served stale when disconnected,
+   * unless forbidden). Default 0 (only explicit stale-if-error); `proxy.cache.staleOnError`.
+   */
+  staleOnError?: number | undefined;
 }
 
 export const DEFAULT_HEURISTIC_FRACTION = 0.1;
@@ -427,19 +436,34 @@ export type ReuseDecision =
    */
   | { readonly kind: 'unusable'; readonly reason: 'method' | 'only-if-cached'; readonly age: number; readonly ttl: number };
 
+/**
+ * Why a stored entry may answer when the origin failed, or undefined when it may not:
+ * 'stale-if-error' within an explicit RFC 5861 §4 window (response or request; the larger wins,
+ * and it replaces the default in both directions), else 'stale-on-error' within the configured
+ * `staleOnError` (RFC 9111 §4.2.4). A fresh entry (reused after a forced revalidation) reports
+ * 'stale-if-error', as it always has.
+ */
+export type OnErrorDetail = 'stale-if-error' | 'stale-on-error';
+
 function storedUsableOnError(
+  status: number,
   cc: ResponseCacheControl,
   req: RequestDirectives,
   ttl: number,
   options: PolicyOptions | undefined,
-): boolean {
+): OnErrorDetail | undefined {
   // Unqualified no-cache: never used without a successful validation (§5.2.2.4).
-  if (cc.noCache) return false;
+  if (cc.noCache) return undefined;
   // Still fresh: §4.3.3 lets the cache "act as if the server failed to respond" and reuse it.
-  if (ttl > 0) return true;
-  if (mustRevalidate(cc, options)) return false; // §4.2.4, §5.2.2.2 (→ 504)
-  const window = Math.max(cc.staleIfError ?? -1, req.staleIfError ?? -1);
-  return window >= 0 && -ttl <= window;
+  if (ttl > 0) return 'stale-if-error';
+  if (mustRevalidate(cc, options)) return undefined; // §4.2.4, §5.2.2.2 (→ 504)
+  const explicit = Math.max(cc.staleIfError ?? -1, req.staleIfError ?? -1);
+  if (explicit >= 0) return -ttl <= explicit ? 'stale-if-error' : undefined;
+  // s-maxage forbids stale answers (§4.2.4) even where staleWithSMaxage relaxed it for RFC 5861;
+  // a stored error (a 503 with max-age) standing in for a new one would only hide the new one.
+  if (cc.sMaxage !== undefined || STALE_IF_ERROR_STATUSES.has(status)) return undefined;
+  const window = options?.staleOnError ?? 0;
+  return window > 0 && -ttl <= window ? 'stale-on-error' : undefined;
 }
 
 /**
@@ -471,7 +495,7 @@ export function evaluateReuse(
       age,
       ttl,
       conditional: hasValidators(stored.headers),
-      useStoredOnError: storedUsableOnError(cc, req, ttl, options),
+      useStoredOnError: storedUsableOnError(stored.status, cc, req, ttl, options) !== undefined,
     };
   };
 
@@ -525,9 +549,19 @@ export function usableOnError(
   now: number,
   options?: PolicyOptions,
 ): boolean {
+  return onErrorDetail(stored, requestHeaders, now, options) !== undefined;
+}
+
+/** usableOnError with its reason, for Cache-Status `detail` (OnErrorDetail). */
+export function onErrorDetail(
+  stored: StoredResponse,
+  requestHeaders: RawHeaders,
+  now: number,
+  options?: PolicyOptions,
+): OnErrorDetail | undefined {
   const cc = responseDirectives(stored.headers, targetsOf(options));
   const ttl = lifetimeOf(cc, stored.status, stored.headers, stored.responseTime, options) - currentAge(stored, now);
-  return storedUsableOnError(cc, requestDirectives(requestHeaders), ttl, options);
+  return storedUsableOnError(stored.status, cc, requestDirectives(requestHeaders), ttl, options);
 }
 
 /**
@@ -539,7 +573,9 @@ export function storageDeadline(stored: StoredResponse, options?: PolicyOptions)
   const cc = responseDirectives(stored.headers, targetsOf(options));
   const lifetime = lifetimeOf(cc, stored.status, stored.headers, stored.responseTime, options);
   const initialAge = currentAge(stored, stored.responseTime);
-  const window = mustRevalidate(cc, options) ? 0 : Math.max(cc.staleWhileRevalidate ?? 0, cc.staleIfError ?? 0);
+  // staleOnError only for a response that arrived fresh: one stale on arrival is not kept for it.
+  const onError = cc.sMaxage === undefined && !STALE_IF_ERROR_STATUSES.has(stored.status) && lifetime - initialAge > 0 ? (options?.staleOnError ?? 0) : 0;
+  const window = mustRevalidate(cc, options) ? 0 : Math.max(cc.staleWhileRevalidate ?? 0, cc.staleIfError ?? onError);
   const grace = hasValidators(stored.headers) ? (options?.revalidationGrace ?? DEFAULT_REVALIDATION_GRACE) : 0;
   return stored.responseTime + Math.max(0, lifetime - initialAge + window + grace) * 1000;
 }

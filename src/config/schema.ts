@@ -334,6 +334,11 @@ const proxySchema = z
         heuristicMax: duration('24h'),
         /** How long concurrent misses for one key wait for the first one. */
         collapseTimeout: duration('10s'),
+        /**
+         * How long past freshness a stored response may answer when no instance can (RFC 9111
+         * §4.2.4), unless it forbids it; an explicit stale-if-error replaces this. 0: off.
+         */
+        staleOnError: duration('1h'),
       })
       .prefault({}),
     metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
