@@ -651,13 +651,16 @@ export class CacheFlow implements RequestCache {
   }
 
   /**
-   * The request's key. While no plugin has seen the request (no hook view on it), its Host line,
-   * X-Forwarded-Proto and path are the ones the validate phase read: the authority it normalised
-   * and that authority's scheme are what cacheKey would compute again from target().
+   * The request's key. While no plugin changed the request's header lines since the validate
+   * phase read them, its Host line, X-Forwarded-Proto and path are the ones validate read: the
+   * authority it normalised and that authority's scheme are what cacheKey would compute again
+   * from target(). (Lines a proxy-level onRequest changed were read again by validate, hooks.ts;
+   * a service-level onRequest's changes are not, so they take target(). A rewritten path is in
+   * upstream.path either way.)
    */
   private requestKey(method: string): string | undefined {
     const ctx = this.ctx;
-    if (ctx.plugins === undefined && ctx.req.url?.charCodeAt(0) === 47 /* / */) {
+    if ((ctx.plugins === undefined || !ctx.plugins.request.headers.changed) && ctx.req.url?.charCodeAt(0) === 47 /* / */) {
       return keyFor(this.service.cacheKeyPrefix, method, ctx.targetScheme, ctx.authority, this.upstream.path);
     }
     return cacheKey(this.service.name, method, this.target());
