@@ -31,6 +31,10 @@ export interface InstructionsOptions {
   command: string;
   warmupRequests: number;
   requests: [number, number];
+  /** More KubeProxy contenders (--baseline: a previous build), counted in both workloads after the default. */
+  extra?: Contender[];
+  /** --only: contender names (exact with a leading =, else contained) to count; the rest are skipped. */
+  only?: string[] | undefined;
 }
 
 interface CountRun {
@@ -169,15 +173,18 @@ export async function runInstructions(o: InstructionsOptions): Promise<void> {
       stopGraceMs: 60_000,
     },
   };
+  const extra = o.extra ?? [];
   const byId = (id: string) => {
-    const c = [...peers, ...kubeproxies].find((x) => x.id === id);
+    const c = [...peers, ...kubeproxies, ...extra].find((x) => x.id === id);
     if (!c) throw new Error(`bench: no contender ${id}`);
     return c;
   };
-  const plan: [WorkloadId, string[]][] = [
-    ['small', ['bare-undici', 'kubeproxy', 'kubeproxy (one empty plugin)', 'kubeproxy (access log off)', 'kubeproxy (metrics+log off)']],
-    ['cache-hit', ['memory-server', 'kubeproxy', 'kubeproxy (one empty plugin)', 'kubeproxy (metrics+log off)']],
-  ];
+  const extraIds = extra.map((c) => c.id);
+  const wanted = (id: string) => o.only === undefined || o.only.length === 0 || o.only.some((x) => (x.startsWith('=') ? id === x.slice(1) : id.includes(x)));
+  const plan: [WorkloadId, string[]][] = ([
+    ['small', ['bare-undici', 'kubeproxy', ...extraIds, 'kubeproxy (one empty plugin)', 'kubeproxy (access log off)', 'kubeproxy (metrics+log off)']],
+    ['cache-hit', ['memory-server', 'kubeproxy', ...extraIds, 'kubeproxy (one empty plugin)', 'kubeproxy (metrics+log off)']],
+  ] as [WorkloadId, string[]][]).map(([w, ids]) => [w, ids.filter(wanted)]);
   const total = plan.reduce((n, [, ids]) => n + ids.length, 0);
   console.log(`${total} rows, 2 fresh processes each under cachegrind: ${o.warmupRequests} warm-up requests, then ${n1} / ${n2} counted; ${CONNECTIONS} keep-alive connections`);
 

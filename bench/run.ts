@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { buildScripts, saveResults } from './build.ts';
 import { originDirect, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { baselineKubeproxy, kubeproxies, staleBuildNote } from './kubeproxy.ts';
-import { prepareBaseline, removeBaseline, type Baseline } from './baseline.ts';
+import { prepareBaseline, removeBaseline } from './baseline.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
@@ -68,6 +68,21 @@ if (opt.report) {
   process.exit(0);
 }
 
+/** --baseline <git-rev>: that revision, built in a worktree, runs next to the default KubeProxy; the worktree goes at exit. */
+function withBaseline(): Contender[] {
+  if (!opt.baseline) return [];
+  const b = prepareBaseline(opt.baseline);
+  // After installCleanup's exit handler has stopped the processes running from the worktree.
+  process.on('exit', () => {
+    try {
+      removeBaseline(b);
+    } catch (e) {
+      console.error(`baseline: could not remove its worktree: ${(e as Error).message}`);
+    }
+  });
+  return [baselineKubeproxy(b.rev, b.dir)];
+}
+
 installCleanup();
 if (opt.instructions) {
   // Counted under valgrind (instructions.ts): nothing pinned, no wrk or nginx needed.
@@ -75,7 +90,7 @@ if (opt.instructions) {
   if (requests.length !== 2 || !requests.every(Number.isInteger)) throw new Error(`--requests: expected N1,N2 (e.g. 1000,3000), got ${opt.requests}`);
   const warmupRequests = Number(opt['warmup-requests'] ?? (opt.quick ? 1000 : 3000));
   if (!Number.isInteger(warmupRequests)) throw new Error(`--warmup-requests: expected an integer, got ${opt['warmup-requests']}`);
-  await runInstructions({ command, warmupRequests, requests: requests as [number, number] });
+  await runInstructions({ command, warmupRequests, requests: requests as [number, number], extra: withBaseline(), only });
   process.exit(0);
 }
 const cpuCount = os.availableParallelism(); // before pinning ourselves, which narrows it to 1
@@ -105,21 +120,7 @@ const tmpDir = runTmpDir();
 const loadCpu = pinned ? '1' : null;
 const { proc: origin, ports: originPorts } = await startOrigin(scripts, tmpDir, loadCpu);
 
-// --baseline <git-rev>: that revision, built in a worktree, runs next to the default KubeProxy.
-let baseline: Baseline | undefined;
-if (opt.baseline) {
-  baseline = prepareBaseline(opt.baseline);
-  const b = baseline;
-  // After installCleanup's exit handler has stopped the processes running from the worktree.
-  process.on('exit', () => {
-    try {
-      removeBaseline(b);
-    } catch (e) {
-      console.error(`baseline: could not remove its worktree: ${(e as Error).message}`);
-    }
-  });
-}
-const baselineKp = baseline ? [baselineKubeproxy(baseline.rev, baseline.dir)] : [];
+const baselineKp = withBaseline();
 
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
