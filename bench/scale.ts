@@ -47,16 +47,11 @@ interface ScaleSample {
   rps: number;
 }
 
-export interface ScaleRow {
+/** A config size's medians over its samples, with the samples. */
+export interface ScaleRow extends ScaleSample {
   services: number;
   instances: number;
   samples: ScaleSample[];
-  firstOkMs: number;
-  firstOkCpuMs: number;
-  rssMiB: number;
-  gcRssMiB: number;
-  gcHeapMiB: number;
-  rps: number;
 }
 
 /** The preload: on SIGUSR2, a full GC, then the heap in use on stderr (the process's log file). */
