@@ -16,7 +16,7 @@ import type { Service } from '../upstream/service.ts';
 import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
 import { responseHooks, upstreamRequestHooks } from './hooks.ts';
 import type { PipelineHost } from './host.ts';
-import { sendAnswer, sendError } from './respond.ts';
+import { sendAnswer, sendError, sendInformational } from './respond.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** A retried answer's body is drained up to this size to keep its connection; beyond it the connection is cut. */
@@ -238,6 +238,12 @@ export class Exchange implements UpstreamHandler, ClientCloseListener {
       (err: unknown) => this.fail(pluginError(err)),
     );
     return false;
+  }
+
+  /** 102 / 103 from the instance: passed on at once (hop-by-hop fields removed, Via added). */
+  onInformational(status: number, raw: Buffer[]): void {
+    if (this.closed || this.failure !== undefined) return;
+    sendInformational(this.ctx, status, clientResponseHeaders(raw, this.snapshot.via, this.ctx.id));
   }
 
   /** The respond phase of an instance's answer: its head, as the onResponse hooks left it. */

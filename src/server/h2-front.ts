@@ -68,6 +68,26 @@ export class H2Response extends Http2ServerResponse {
     return this;
   }
 
+  /** A 103 with every field the instance sent (node:http2's own requires a Link field). */
+  override writeEarlyHints(hints: Record<string, string | string[]>): void {
+    this.informational(103, hints);
+  }
+
+  /** ServerResponse's 102 Processing, which node:http2's response lacks. */
+  writeProcessing(): void {
+    this.informational(102, {});
+  }
+
+  private informational(status: number, fields: Record<string, string | string[]>): void {
+    const stream = this.stream;
+    if (stream.headersSent || stream.destroyed) return;
+    try {
+      stream.additionalHeaders({ ...fields, ':status': status });
+    } catch {
+      // A field node:http2 refuses: the hint is dropped, never the answer.
+    }
+  }
+
   /** The forward phase gives `[name, value]` pairs. */
   override addTrailers(trailers: OutgoingHttpHeaders): void {
     if (!Array.isArray(trailers)) return super.addTrailers(trailers);

@@ -49,6 +49,30 @@ export function sendError(ctx: RequestContext, err: ProxyError, extraHeaders?: r
   sendAnswer(ctx);
 }
 
+/**
+ * An instance's 102 Processing or 103 Early Hints, passed on before its final answer (RFC 9110
+ * §15.2, RFC 8297): never to an HTTP/1.0 client (§15.2), never once the head is written. The
+ * cache never sees it (it only gets the final answer). Over HTTP/1.1 node:http writes a 103 only
+ * with a Link field it accepts; any other 103 is dropped, the final answer is not affected.
+ */
+export function sendInformational(ctx: RequestContext, status: number, headers: readonly string[]): void {
+  const { req, res } = ctx;
+  if (res.headersSent || res.destroyed || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return;
+  if (status === 102) return res.writeProcessing();
+  if (status !== 103) return;
+  const hints: Record<string, string | string[]> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const prev = hints[name];
+    hints[name] = prev === undefined ? headers[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), headers[i + 1]!];
+  }
+  try {
+    res.writeEarlyHints(hints);
+  } catch {
+    // A Link value node:http refuses: the hint is dropped, never the answer.
+  }
+}
+
 /** Writes a complete error answer on a raw socket (no http.ServerResponse exists for it) and closes it. */
 export function sendRawError(socket: Duplex, err: ProxyError, requestId: string, extraHeaders?: readonly string[]): void {
   if (socket.destroyed) return;

@@ -20,6 +20,8 @@ export interface UpstreamRequest {
 export interface UpstreamHandler {
   /** Response headers arrived. `raw` are undici's raw header Buffers. Returning false (only) pauses the socket until `resume`. */
   onResponse(status: number, statusText: string, raw: Buffer[]): unknown;
+  /** An informational answer (102, 103) arrived before the final one; 100 and 101 never come here. */
+  onInformational?(status: number, raw: Buffer[]): void;
   /** Return false to pause the instance's socket until `resume` (given in onResponse's attempt) is called. */
   onData(chunk: Buffer): boolean;
   onEnd(trailers: Buffer[] | string[] | null): void;
@@ -66,8 +68,12 @@ export class Attempt {
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx informational responses are consumed here: the proxy answers 100 Continue itself.
-    if (status < 200) return true;
+    if (status < 200) {
+      // 100 Continue is the proxy's own answer (server/admit.ts) and 101 belongs to upgrades
+      // (server/upgrade.ts); other 1xx (102 Processing, 103 Early Hints) go on to the client.
+      if (status !== 100 && status !== 101 && !this.aborted) this.handler.onInformational?.(status, raw);
+      return true;
+    }
     this.resumeFn = resume;
     this.responseStarted = true;
     this.status = status;
