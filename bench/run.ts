@@ -1,4 +1,5 @@
 // `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --only a,b | --baseline <git-rev>]`
+// (`--only h2`: the HTTP/2 over TLS workloads of h2.ts only; the full run ends with them.)
 // Orchestrates the loopback benchmark: starts the origin, then per workload measures every
 // contender in interleaved rounds, each run on a fresh process (measure.ts), prints markdown tables,
 // writes bench/results/*.json.
@@ -13,6 +14,7 @@ import { prepareBaseline, removeBaseline } from './baseline.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
 import { nginx } from './nginx.ts';
+import { H2_SETUP, h2Markdown, runH2, type H2Row } from './h2.ts';
 import { runInstructions } from './instructions.ts';
 import { runScale, scaleTable } from './scale.ts';
 import { installCleanup, runTmpDir, stopProcess } from './processes.ts';
@@ -58,7 +60,9 @@ const connections = Number(opt.connections);
 // exact name; any other entry, the contenders whose name contains it. The origin always runs.
 const onlyItems = opt.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const onlyWorkloads = onlyItems?.filter((o): o is WorkloadId => o in WORKLOADS);
-const only = onlyItems?.filter((o) => !(o in WORKLOADS));
+// `h2` is a workload id too (bench/h2.ts): without any workload id, every workload runs, h2 included.
+const withH2 = !onlyItems?.some((o) => o in WORKLOADS || o === 'h2') || onlyItems.includes('h2');
+const only = onlyItems?.filter((o) => !(o in WORKLOADS) && o !== 'h2');
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
 if (opt.report) {
@@ -111,6 +115,15 @@ try {
   nginxMissing = (e as Error).message;
   console.log(`nginx: skipped (${nginxMissing})`);
 }
+// h2load (nghttp2-client) for the HTTP/2 workloads (h2.ts); without it they are skipped with a note.
+let h2loadBin: string | undefined;
+if (withH2 && !opt.memory && !opt.scale) {
+  try {
+    h2loadBin = ensureBinary('h2load', 'nghttp2-client');
+  } catch (e) {
+    console.log(`h2: skipped (${(e as Error).message})`);
+  }
+}
 const stale = staleBuildNote();
 if (stale) console.log(stale);
 
@@ -134,8 +147,8 @@ const [kpDefault, kpNoLog, kpNone, kpAuto, kpPlugin] = kubeproxies as [Contender
 // The previous build (--baseline) right after the default: their ratio is new ÷ previous.
 const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
-const selected = (c: Contender) =>
-  c === originDirect || !only || only.length === 0 || only.some((o) => (o.startsWith('=') ? c.id === o.slice(1) : c.id.includes(o)));
+const picked = (id: string) => !only || only.length === 0 || only.some((o) => (o.startsWith('=') ? id === o.slice(1) : id.includes(o)));
+const selected = (c: Contender) => c === originDirect || picked(c.id);
 
 const machine = `${cpuModel()}, ${cpuCount} CPUs; Node ${process.version}; ${versionOf('wrk', ['-v']).split(' Copyright')[0]}; ${nginxBin ? versionOf(nginxBin, ['-v']) : 'nginx: not installed'}`;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -171,7 +184,7 @@ if (opt.scale) {
   console.log(`\n${out}\n`);
   console.log(`results: ${save('memory', { command, machine, options: memOpts, results })}`);
 } else {
-  const workloadIds = (Object.keys(WORKLOADS) as WorkloadId[]).filter((w) => !onlyWorkloads?.length || onlyWorkloads.includes(w));
+  const workloadIds = (Object.keys(WORKLOADS) as WorkloadId[]).filter((w) => (onlyWorkloads?.length ? onlyWorkloads.includes(w) : !onlyItems?.includes('h2')));
   const workloads = workloadIds.map((w) => ({ w, contenders: roundOrder.filter((c) => selected(c) && c.workloads.includes(w)) }));
   const count = workloads.reduce((n, x) => n + x.contenders.length, 0);
   console.log(`${count} rows over ${workloads.length} workloads: per workload ${runs} interleaved round(s) of one ${durationS} s run of every contender, each run on a fresh process warmed up for ${warmupS} s; wrk -t1 -c${connections}`);
@@ -188,9 +201,20 @@ if (opt.scale) {
     command, machine, date: new Date().toISOString().slice(0, 10),
     setup: `loopback; ${pinned ? 'proxy under test pinned to CPU 0 (taskset -c 0), wrk -t1 and the origin on CPU 1' : 'nothing pinned'}; wrk -t1 -c${connections}; ${runs} interleaved round(s) (run k of every contender, then run k+1), ${durationS} s each, median reported; every run on a fresh process of its own (started, warmed up ${warmupS} s, measured, stopped: one contender up at a time); KubeProxy (workers: 1) with metrics, access log and the cache on, round-robin over 2 origin ports.`,
   };
-  const out = benchMarkdown(meta, rows);
-  console.log(`\n${out}\n`);
-  console.log(`results: ${save('bench', { ...meta, options: { durationS, runs, warmupS, connections }, rows, targets: evaluateTargets(rows) })}`);
+  if (rows.length > 0) {
+    const out = benchMarkdown(meta, rows);
+    console.log(`\n${out}\n`);
+    console.log(`results: ${save('bench', { ...meta, options: { durationS, runs, warmupS, connections }, rows, targets: evaluateTargets(rows) })}`);
+  }
+  if (h2loadBin !== undefined) {
+    const h2Machine = `${machine}; ${versionOf(h2loadBin, ['--version'])}`;
+    console.log(`h2: KubeProxy's TLS port and NGINX over HTTP/2, ${runs} interleaved round(s) of ${durationS} s per workload`);
+    const h2Rows: H2Row[] = await runH2(ctx, h2loadBin, { durationS, runs, warmupS, quietWaitS, pick: picked });
+    const out = [`## HTTP/2 over TLS: KubeProxy and NGINX (${meta.date})`, '', `Command: \`${command}\``, `Machine: ${h2Machine}`,
+      `Setup: ${H2_SETUP}; ${runs} interleaved round(s), a fresh process per run, median reported.`, '', h2Markdown(h2Rows)].join('\n');
+    console.log(`\n${out}\n`);
+    console.log(`results: ${save('h2', { command, machine: h2Machine, options: { durationS, runs, warmupS }, rows: h2Rows })}`);
+  }
 }
 
 await stopProcess(origin);

@@ -1,4 +1,4 @@
-// Finds wrk, nginx and valgrind (`--instructions`), installing the Debian package with apt-get when one is absent.
+// Finds wrk, nginx, h2load (nghttp2-client, the HTTP/2 workloads) and valgrind (`--instructions`), installing the Debian package with apt-get when one is absent.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 

@@ -1,0 +1,328 @@
+// `npm run bench -- --only h2` (and part of the full run): HTTP/2 over TLS, KubeProxy's TLS port
+// (ALPN h2) against NGINX (`listen ... ssl` + HTTP/2), both with the same self-signed P-256
+// certificate made here with openssl, both pinned to CPU 0, the origin and h2load on CPU 1, the
+// origin reached over HTTP/1.1 keep-alive by both. Interleaved rounds with a fresh process per
+// run, as measure.ts does for wrk. Three workloads:
+//  - 13 B and 64 KiB GETs: `h2load -c16 -m10 -t1 -D <duration>` (16 connections, 10 streams each);
+//  - new connections: batches of `h2load -c100 -n100 -m1` (100 clients at once, each one TLS
+//    handshake and one 13 B GET on its own connection) repeated for the duration; connections per
+//    second = connections done / the time h2load reports for them (its own start-up excluded).
+// CPU per request (or per connection) is the server's utime + stime from /proc over the run: it
+// moves far less with a busy host than req/s does.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { V8_FLAGS } from '../src/v8-flags.ts';
+import { PROJECT_DIR } from './build.ts';
+import { childEnv, HOST, NotAvailable, type Ctx } from './contenders.ts';
+import { kubeproxyConfig, KUBEPROXY_BIN } from './kubeproxy.ts';
+import { median, waitForQuiet } from './measure.ts';
+import { nginxConf } from './nginx.ts';
+import { cpuSeconds, processTree } from './procstat.ts';
+import { freePort, killOnExit, startProcess, stopProcess, waitForPort } from './processes.ts';
+import { table } from './report.ts';
+import { versionOf } from './tools.ts';
+
+export type H2WorkloadId = 'h2-small' | 'h2-64k' | 'h2-handshakes';
+
+export const H2_WORKLOADS: Record<H2WorkloadId, { path: string; bytes: number; title: string }> = {
+  'h2-small': { path: '/small', bytes: 13, title: 'h2: 13-byte GET, not cached' },
+  'h2-64k': { path: '/64k', bytes: 64 * 1024, title: 'h2: 64 KiB GET, not cached' },
+  'h2-handshakes': { path: '/small', bytes: 13, title: 'h2: new TLS connections (one 13-byte GET each)' },
+};
+
+/** Streams and connections of the request workloads; clients per batch of the handshake one. */
+const CONNECTIONS = 16;
+const STREAMS = 10;
+const BATCH = 100;
+
+export interface H2Options {
+  durationS: number;
+  runs: number;
+  warmupS: number;
+  quietWaitS: number;
+  /** Contender ids to run (both when absent). */
+  pick: (id: string) => boolean;
+}
+
+interface H2Tls {
+  certFile: string;
+  keyFile: string;
+}
+
+interface H2Contender {
+  id: 'kubeproxy' | 'nginx';
+  start(ctx: Ctx, tls: H2Tls): Promise<{ pid: number; port: number; stop(): Promise<void> }>;
+}
+
+export interface H2Sample {
+  round: number;
+  /** Requests (or connections) per second, as h2load measured them. */
+  rate: number;
+  count: number;
+  /** Server CPU µs per request (or connection). */
+  cpuUs: number;
+  /** Server CPU time ÷ wall time of the run (1: CPU 0 saturated). */
+  cpuUse: number;
+  /** Mean request time (connect time for the handshake workload), ms. */
+  meanMs: number;
+  failed: number;
+}
+
+export interface H2Row {
+  contender: string;
+  workload: H2WorkloadId;
+  samples: H2Sample[];
+  rate?: number;
+  cpuUs?: number;
+  cpuUse?: number;
+  meanMs?: number;
+  missing?: string;
+  notes: string[];
+}
+
+/** A self-signed P-256 certificate for HOST in `dir` (no key is ever committed). */
+function makeCertificate(dir: string): H2Tls {
+  const tls = { certFile: join(dir, 'h2-bench.crt'), keyFile: join(dir, 'h2-bench.key') };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', `/CN=${HOST}`, '-addext', `subjectAltName=DNS:${HOST}`, '-keyout', tls.keyFile, '-out', tls.certFile], { stdio: 'ignore' });
+  return tls;
+}
+
+/** The main benchmark's NGINX config with its server on TLS and HTTP/2 (`http2 on` from 1.25.1, the listen flag before). */
+export function nginxH2Conf(dir: string, port: number, originPort: number, tls: H2Tls, nginxVersion: string): string {
+  const plain = `listen 127.0.0.1:${port};`;
+  const conf = nginxConf(dir, port, originPort);
+  if (!conf.includes(plain)) throw new Error('bench/nginx.ts no longer has the listen line bench/h2.ts rewrites');
+  const [major = 0, minor = 0, patch = 0] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(nginxVersion)?.slice(1) ?? []).map(Number);
+  const directive = major > 1 || minor > 25 || (minor === 25 && patch >= 1);
+  const listen = directive ? `listen 127.0.0.1:${port} ssl; http2 on;` : `listen 127.0.0.1:${port} ssl http2;`;
+  return conf.replace(plain, `${listen}\n    ssl_certificate ${tls.certFile};\n    ssl_certificate_key ${tls.keyFile};`);
+}
+
+const kubeproxyH2: H2Contender = {
+  id: 'kubeproxy',
+  async start(ctx, tls) {
+    const [port, tlsPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+    // The main benchmark's default config (metrics, access log, cache on), plus the TLS port.
+    const config = parse(kubeproxyConfig({ workers: 1, metrics: true, accessLog: true }, port, adminPort, ctx.originPorts)) as { proxy: Record<string, unknown> };
+    config.proxy.tls = { listen: { address: '127.0.0.1', port: tlsPort }, certificates: [{ cert: tls.certFile, key: tls.keyFile }] };
+    const file = join(ctx.tmpDir, 'kubeproxy-h2.yaml');
+    writeFileSync(file, stringify(config));
+    const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', file], {
+      cpu: ctx.proxyCpu, cwd: PROJECT_DIR, env: childEnv({}), logFile: join(ctx.tmpDir, `kubeproxy-h2-${Date.now()}.log`),
+    });
+    try {
+      await waitForPort(proc, tlsPort, 20_000);
+    } catch (e) {
+      await stopProcess(proc);
+      throw new NotAvailable((e as Error).message);
+    }
+    return { pid: proc.pid, port: tlsPort, stop: () => stopProcess(proc) };
+  },
+};
+
+const nginxH2: H2Contender = {
+  id: 'nginx',
+  async start(ctx, tls) {
+    if (!ctx.nginxBin) throw new NotAvailable(ctx.nginxMissing ?? 'not installed');
+    const dir = join(ctx.tmpDir, `nginx-h2-${Date.now()}`);
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    writeFileSync(join(dir, 'nginx.conf'), nginxH2Conf(dir, port, ctx.originPorts[0], tls, versionOf(ctx.nginxBin, ['-v'])));
+    const proc = startProcess(ctx.nginxBin, ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
+      cpu: ctx.proxyCpu, logFile: join(dir, 'stdout.log'),
+    });
+    try {
+      await waitForPort(proc, port, 10_000);
+    } catch (e) {
+      await stopProcess(proc);
+      throw new NotAvailable(`failed to start: ${(e as Error).message}`);
+    }
+    return { pid: proc.pid, port, stop: () => stopProcess(proc) };
+  },
+};
+
+export const H2_CONTENDERS: readonly H2Contender[] = [kubeproxyH2, nginxH2];
+
+export interface H2loadResult {
+  seconds: number;
+  rate: number;
+  done: number;
+  succeeded: number;
+  failed: number;
+  status2xx: number;
+  dataBytes: number;
+  meanRequestMs: number;
+  meanConnectMs: number;
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+function meanMs(out: string, what: string): number {
+  // `time for request:  51us  1.08ms  489us  148us  83.00%`: min, max, mean, sd.
+  const m = new RegExp(`^${what}:\\s+\\S+\\s+\\S+\\s+([\\d.]+)(us|ms|s|m)\\s`, 'm').exec(out);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : NaN;
+}
+
+export function parseH2load(out: string): H2loadResult {
+  const fin = /^finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req\/s/m.exec(out);
+  const req = /^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed/m.exec(out);
+  const codes = /^status codes: (\d+) 2xx/m.exec(out);
+  const data = /\((\d+)\) data$/m.exec(out);
+  if (!fin || !req || !codes) throw new Error(`cannot parse h2load output: ${out.slice(-400)}`);
+  return {
+    seconds: (Number(fin[1]) * UNIT_MS[fin[2]!]!) / 1000,
+    rate: Number(fin[3]),
+    done: Number(req[3]),
+    succeeded: Number(req[4]),
+    failed: Number(req[5]),
+    status2xx: Number(codes[1]),
+    dataBytes: Number(data?.[1] ?? 0),
+    meanRequestMs: meanMs(out, 'time for request'),
+    meanConnectMs: meanMs(out, 'time for connect'),
+  };
+}
+
+/** One h2load run on the load CPU, killed if it overruns by 20 s. */
+function h2load(bin: string, cpu: string | null, args: string[], limitS: number): Promise<H2loadResult> {
+  const argv = [...args, '-H', `:authority: ${HOST}`];
+  const [file, list] = cpu != null ? ['taskset', ['-c', cpu, bin, ...argv]] : [bin, argv];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, list, { stdio: ['ignore', 'pipe', 'pipe'] });
+    killOnExit(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d; });
+    child.stderr.on('data', (d: Buffer) => { out += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (limitS + 20) * 1000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`h2load failed (${signal ?? code}): ${out.trim().slice(-300)}`));
+      try { resolve(parseH2load(out)); } catch (e) { reject(e as Error); }
+    });
+  });
+}
+
+/** Four requests over h2 must answer 2xx with the workload's body length (bounded: 10 s). */
+async function sanityCheck(bin: string, cpu: string | null, url: string, bytes: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await h2load(bin, cpu, ['-n4', '-c1', '-m1', '-t1', url], 5);
+      if (r.status2xx === 4 && r.dataBytes === 4 * bytes) return;
+      last = `4 GETs: ${r.status2xx} 2xx, ${r.dataBytes} body bytes (want 4, ${4 * bytes})`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`sanity check: ${last}`);
+}
+
+/** The handshake workload: batches of BATCH new connections for `durationS`; sums over the batches. */
+async function handshakeRun(bin: string, cpu: string | null, url: string, durationS: number): Promise<{ count: number; seconds: number; failed: number; connectMs: number }> {
+  const end = Date.now() + durationS * 1000;
+  const total = { count: 0, seconds: 0, failed: 0, connectMs: 0 };
+  const connect: number[] = [];
+  while (Date.now() < end) {
+    const r = await h2load(bin, cpu, [`-c${BATCH}`, `-n${BATCH}`, '-m1', '-t1', url], 30);
+    total.count += r.succeeded;
+    total.failed += r.failed;
+    total.seconds += r.seconds;
+    connect.push(r.meanConnectMs);
+  }
+  total.connectMs = median(connect);
+  return total;
+}
+
+async function sample(bin: string, ctx: Ctx, w: H2WorkloadId, url: string, pid: number, o: H2Options, round: number): Promise<H2Sample> {
+  const [cpu0, t0] = [cpuSeconds(processTree(pid)), performance.now()];
+  const use = (cpu: number): number => cpu / ((performance.now() - t0) / 1000);
+  if (w === 'h2-handshakes') {
+    const r = await handshakeRun(bin, ctx.loadCpu, url, o.durationS);
+    const cpu = cpuSeconds(processTree(pid)) - cpu0;
+    return { round, rate: r.count / r.seconds, count: r.count, cpuUs: (cpu * 1e6) / Math.max(1, r.count), cpuUse: use(cpu), meanMs: r.connectMs, failed: r.failed };
+  }
+  const r = await h2load(bin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-D${o.durationS}`, url], o.durationS);
+  const cpu = cpuSeconds(processTree(pid)) - cpu0;
+  return { round, rate: r.rate, count: r.succeeded, cpuUs: (cpu * 1e6) / Math.max(1, r.succeeded), cpuUse: use(cpu), meanMs: r.meanRequestMs, failed: r.failed + (r.done - r.status2xx) };
+}
+
+/** Every H2 workload, each in `runs` interleaved rounds of a fresh process per contender and run. */
+export async function runH2(ctx: Ctx, h2loadBin: string, o: H2Options, log: (line: string) => void = console.log): Promise<H2Row[]> {
+  const tls = makeCertificate(ctx.tmpDir);
+  const contenders = H2_CONTENDERS.filter((c) => o.pick(c.id));
+  const rows: H2Row[] = [];
+  for (const w of Object.keys(H2_WORKLOADS) as H2WorkloadId[]) {
+    const { path, bytes } = H2_WORKLOADS[w];
+    const own = contenders.map((c) => ({ c, row: { contender: c.id, workload: w, samples: [], notes: [] } as H2Row }));
+    for (let round = 1; round <= o.runs; round++) {
+      await waitForQuiet(ctx, o.quietWaitS);
+      for (const { c, row } of round % 2 === 1 ? own : [...own].reverse()) {
+        if (row.missing !== undefined) continue;
+        let running: Awaited<ReturnType<H2Contender['start']>> | undefined;
+        try {
+          running = await c.start(ctx, tls);
+          const url = `https://127.0.0.1:${running.port}${path}`;
+          await sanityCheck(h2loadBin, ctx.loadCpu, url, bytes);
+          if (o.warmupS > 0) await h2load(h2loadBin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-D${o.warmupS}`, url], o.warmupS);
+          const s = await sample(h2loadBin, ctx, w, url, running.pid, o, round);
+          row.samples.push(s);
+          log(`[round ${round}/${o.runs}] ${w.padEnd(13)} ${c.id.padEnd(10)} ${Math.round(s.rate).toLocaleString('en-US').padStart(7)} /s, ${s.cpuUs.toFixed(0)} µs CPU each, CPU 0 ${Math.round(s.cpuUse * 100)} % used`);
+        } catch (e) {
+          row.missing = `${c.id}: not available (${(e as Error).message})`;
+          log(`[round ${round}/${o.runs}] ${w.padEnd(13)} ${c.id.padEnd(10)} ${row.missing}`);
+        } finally {
+          await running?.stop();
+        }
+      }
+    }
+    for (const { row } of own) {
+      if (row.missing !== undefined || row.samples.length === 0) continue;
+      row.rate = median(row.samples.map((s) => s.rate));
+      row.cpuUs = median(row.samples.map((s) => s.cpuUs));
+      row.cpuUse = median(row.samples.map((s) => s.cpuUse));
+      row.meanMs = median(row.samples.map((s) => s.meanMs));
+      const failed = row.samples.reduce((n, s) => n + s.failed, 0);
+      if (failed > 0) row.notes.push(`${failed} failed requests`);
+    }
+    rows.push(...own.map((x) => x.row));
+  }
+  return rows;
+}
+
+/** KubeProxy ÷ NGINX of one workload: the median of the per-round ratios (see report.ts pairedRatio). */
+export function h2Ratio(rows: readonly H2Row[], w: H2WorkloadId, key: 'rate' | 'cpuUs'): number | undefined {
+  const kp = rows.find((r) => r.contender === 'kubeproxy' && r.workload === w);
+  const ng = rows.find((r) => r.contender === 'nginx' && r.workload === w);
+  if (!kp?.samples.length || !ng?.samples.length || kp.missing || ng.missing) return undefined;
+  const theirs = new Map(ng.samples.map((s) => [s.round, s[key]]));
+  const ratios = kp.samples.flatMap((s) => (theirs.has(s.round) ? [s[key] / theirs.get(s.round)!] : []));
+  return ratios.length > 0 ? median(ratios) : undefined;
+}
+
+export function h2Markdown(rows: readonly H2Row[]): string {
+  const int = (n: number) => Math.round(n).toLocaleString('en-US');
+  const results = table(['workload', 'contender', 'req/s (conn/s)', 'CPU µs each', 'CPU use', 'mean time', 'notes'], rows.map((r) => [
+    H2_WORKLOADS[r.workload].title, r.contender,
+    r.rate === undefined ? (r.missing ?? 'n/a') : int(r.rate),
+    r.cpuUs === undefined ? '' : int(r.cpuUs),
+    r.cpuUse === undefined ? '' : `${Math.round(r.cpuUse * 100)} %`,
+    r.meanMs === undefined ? '' : `${r.meanMs.toFixed(2)} ms${r.workload === 'h2-handshakes' ? ' (connect)' : ''}`,
+    r.notes.join('; '),
+  ]));
+  const ratios = table(['workload', 'KubeProxy ÷ NGINX, rate', 'KubeProxy ÷ NGINX, CPU each'], (Object.keys(H2_WORKLOADS) as H2WorkloadId[]).map((w) => {
+    const [rate, cpu] = [h2Ratio(rows, w, 'rate'), h2Ratio(rows, w, 'cpuUs')];
+    return [H2_WORKLOADS[w].title, rate === undefined ? 'n/a' : `${rate.toFixed(2)}×`, cpu === undefined ? 'n/a' : `${cpu.toFixed(2)}×`];
+  }));
+  return [results, '', ratios].join('\n');
+}
+
+/** The setup line of the h2 tables. */
+export const H2_SETUP = `server pinned to CPU 0, h2load -t1 and the origin on CPU 1; TLS with a self-signed P-256 certificate; `
+  + `requests: h2load -c${CONNECTIONS} -m${STREAMS} -t1 -D <duration>; new connections: batches of h2load -c${BATCH} -n${BATCH} -m1 `
+  + `(each client one handshake and one 13-byte GET) for <duration>; KubeProxy's default config (metrics, access log, cache on) `
+  + `with proxy.tls; NGINX as in the main benchmark (access log on, keep-alive upstream) with ssl and HTTP/2 on its server`;
