@@ -5,18 +5,20 @@
  * (config, args, probes, ports) against the real CLI and admin server.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { Deployment } from 'kubernetes-models/apps/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../src/config/load.ts';
-import { ROOT, readText, readYaml, runCli, tempFile } from './helpers/deploy.ts';
+import { ROOT, readText, readYaml, runCli, runCommand, tempFile } from './helpers/deploy.ts';
 import { HelmError, helmLint, helmNotes, helmTemplate, type Rendered } from './helpers/helm.ts';
 import { request } from './helpers/http.ts';
 import { startProxy } from './helpers/proxy.ts';
@@ -101,6 +103,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = { // eslint
   Secret,
   Role,
   RoleBinding,
+  StatefulSet,
 };
 
 describe('Helm chart values', () => {
@@ -488,5 +491,209 @@ describe('monitoring files shipped in the chart', () => {
       'Service/kubeproxy-metrics',
       'ServiceAccount/kubeproxy',
     ]);
+  });
+});
+
+describe('Helm chart: the shared cache tier (Redis)', () => {
+  const REDIS_EXISTING = { cache: { shared: { redis: { enabled: true, existingSecret: 'edge-redis', existingSecretKey: 'redis-url' } } } };
+  const REDIS_DEPLOY = { cache: { shared: { redis: { enabled: true, deploy: true } } } };
+  const PASSWORD = 'a-fixed-password_for.GitOps~1';
+  const REDIS_DEPLOY_PASSWORD = { cache: { shared: { redis: { enabled: true, deploy: true, server: { password: PASSWORD } } } } };
+
+  const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+    Object.entries(selector).every(([k, v]) => labels[k] === v);
+  const named = (r: Rendered, k: string, name: string): Obj => {
+    const found = objects(r).find((o) => o.kind === k && o.metadata.name === name);
+    assert.ok(found, `${k} ${name} rendered`);
+    return found;
+  };
+  const envOf = (r: Rendered, name: string): Obj | undefined => (container(r).env as Obj[] | undefined)?.find((e) => e.name === name);
+  const secretValue = (secret: Obj, key: string): string => Buffer.from(secret.data[key] as string, 'base64').toString();
+  /** `kubeproxy --check` of the config the pods read, with the environment the pod has. */
+  const check = (r: Rendered, env: Record<string, string>) => {
+    const file = tempFile('config.yaml', renderedConfig(r));
+    return runCommand(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), '--check', '--config', file.path], { env }).finally(() => file.cleanup());
+  };
+
+  it('helm lint --strict passes and every object is valid, with an existing Redis and with the chart\'s own', async () => {
+    for (const values of [REDIS_EXISTING, REDIS_DEPLOY]) {
+      const run = await helmLint([values]);
+      assert.equal(run.code, 0, `${JSON.stringify(values)}: ${run.stdout}${run.stderr}`);
+      const r = await render([values], { name: 'edge', namespace: 'web' });
+      for (const o of objects(r)) {
+        const Model = MODELS[o.kind as string];
+        assert.ok(Model, `a model for ${o.kind}`);
+        assert.doesNotThrow(() => new Model(o).validate(), `${o.kind} ${o.metadata?.name}`);
+        assert.match(o.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 name');
+      }
+      assert.match(await helmNotes([values]), /Replicas share a cache tier in Redis/);
+    }
+  });
+
+  it('off (the default) renders exactly what the chart rendered without it: no Redis object, no environment variable, no proxy.cache.shared', async () => {
+    const plain = await render();
+    for (const off of [
+      { cache: { shared: { redis: { enabled: false, existingSecret: 'edge-redis' } } } },
+      { cache: { shared: { redis: { enabled: false, deploy: true } } } },
+    ]) {
+      assert.equal((await render([off])).manifest, plain.manifest, JSON.stringify(off));
+    }
+    assert.equal(container(plain).env, undefined);
+    assert.equal((parseYaml(renderedConfig(plain)) as Obj).proxy.cache.shared, undefined);
+    assert.deepEqual(objects(plain).filter((o) => o.metadata.name.endsWith('-redis')), []);
+    assert.match(await helmNotes(), /Every replica has its own cache/);
+  });
+
+  it('an existing Redis: its URL reaches the pod from the Secret as REDIS_URL, which the config names; the ConfigMap holds no URL', async () => {
+    const r = await render([REDIS_EXISTING]);
+    assert.deepEqual(envOf(r, 'REDIS_URL')?.valueFrom, { secretKeyRef: { name: 'edge-redis', key: 'redis-url' } });
+    const config = parseYaml(renderedConfig(r)) as Obj;
+    assert.deepEqual(config.proxy.cache.shared.redis, { urlEnv: 'REDIS_URL' });
+    assert.equal(config.proxy.cache.maxSize, '128MiB', 'the rest of proxy.cache is kept');
+    assert.doesNotMatch(renderedConfig(r), /redis:\/\//);
+    assert.deepEqual(objects(r).filter((o) => ['Secret', 'StatefulSet'].includes(o.kind)), [], 'the existing Secret is used, no Redis deployed');
+
+    const ok = await check(r, { REDIS_URL: 'redis://:s3cret@redis.cache.svc:6379/0' });
+    assert.equal(ok.code, 0, ok.stderr);
+    const missing = await check(r, { REDIS_URL: '' });
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /proxy\.cache\.shared\.redis\.urlEnv/);
+
+    const tuned = await render([REDIS_EXISTING, { config: { proxy: { cache: { shared: { redis: { keyPrefix: 'edge:', timeout: '20ms' } } } } } }]);
+    assert.deepEqual((parseYaml(renderedConfig(tuned)) as Obj).proxy.cache.shared.redis, { keyPrefix: 'edge:', timeout: '20ms', urlEnv: 'REDIS_URL' }, 'the tier\'s own settings come from config');
+  });
+
+  it("deploy: true renders a small hardened Redis (StatefulSet, Service, Secret) that the proxy's URL points at", async () => {
+    const r = await render([REDIS_DEPLOY], { namespace: 'edge' });
+    const sts = named(r, 'StatefulSet', 'kubeproxy-redis');
+    const svc = named(r, 'Service', 'kubeproxy-redis');
+    const secret = named(r, 'Secret', 'kubeproxy-redis');
+    const pod = sts.spec.template.spec;
+    const redis = pod.containers[0];
+
+    assert.deepEqual(envOf(r, 'REDIS_URL')?.valueFrom, { secretKeyRef: { name: 'kubeproxy-redis', key: 'url' } });
+    const password = secretValue(secret, 'password');
+    assert.match(password, /^[A-Za-z0-9]{40}$/, 'a random password when none is given');
+    assert.equal(secretValue(secret, 'url'), `redis://:${password}@kubeproxy-redis.edge.svc:${svc.spec.ports[0].port}/0`);
+    const ok = await check(r, { REDIS_URL: secretValue(secret, 'url') });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.doesNotMatch(renderedConfig(r), /redis:\/\//);
+
+    assert.equal(sts.spec.replicas, 1);
+    assert.match(redis.image, /^redis:\d+\.\d+\.\d+-alpine$/, 'a pinned tag');
+    assert.deepEqual(redis.command, ['redis-server']);
+    const args = redis.args as string[];
+    const arg = (name: string) => args[args.indexOf(name) + 1];
+    assert.deepEqual([arg('--save'), arg('--appendonly'), arg('--maxmemory'), arg('--maxmemory-policy')], ['', 'no', '192mb', 'allkeys-lru']);
+    assert.equal(arg('--requirepass'), '$(REDIS_PASSWORD)');
+    assert.deepEqual(redis.env.find((e: Obj) => e.name === 'REDIS_PASSWORD').valueFrom, { secretKeyRef: { name: 'kubeproxy-redis', key: 'password' } });
+    assert.equal(svc.spec.ports[0].targetPort, redis.ports[0].name);
+
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.ok(pod.securityContext.runAsUser > 0);
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(redis.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(redis.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(redis.securityContext.capabilities.drop, ['ALL']);
+    assert.equal(redis.securityContext.seccompProfile.type, 'RuntimeDefault');
+    assert.ok(redis.resources.requests.memory && redis.resources.limits.memory);
+
+    const again = named(await render([REDIS_DEPLOY_PASSWORD]), 'Secret', 'kubeproxy-redis');
+    assert.equal(secretValue(again, 'password'), PASSWORD, 'a given password is used');
+    assert.match(await helmNotes([REDIS_DEPLOY]), /the chart's: service kubeproxy-redis/);
+  });
+
+  it("the Redis pod is never selected by the proxy's objects, and its NetworkPolicy admits the proxy pods only", async () => {
+    const r = await render([REDIS_DEPLOY]);
+    const redisLabels = named(r, 'StatefulSet', 'kubeproxy-redis').spec.template.metadata.labels as Record<string, string>;
+    const proxyLabels = kind(r, 'Deployment').spec.template.metadata.labels as Record<string, string>;
+    assert.ok(selects(named(r, 'StatefulSet', 'kubeproxy-redis').spec.selector.matchLabels, redisLabels));
+    assert.ok(selects(named(r, 'Service', 'kubeproxy-redis').spec.selector, redisLabels));
+    for (const [what, selector] of [
+      ['Deployment', kind(r, 'Deployment').spec.selector.matchLabels],
+      ['Service', named(r, 'Service', 'kubeproxy').spec.selector],
+      ['PodDisruptionBudget', kind(r, 'PodDisruptionBudget').spec.selector.matchLabels],
+      ['NetworkPolicy', named(r, 'NetworkPolicy', 'kubeproxy').spec.podSelector.matchLabels],
+    ] as Array<[string, Record<string, string>]>) {
+      assert.ok(!selects(selector, redisLabels), `the proxy's ${what} does not select the Redis pod`);
+    }
+    const policy = named(r, 'NetworkPolicy', 'kubeproxy-redis');
+    assert.ok(selects(policy.spec.podSelector.matchLabels, redisLabels));
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.equal(policy.spec.ingress.length, 1);
+    const [rule] = policy.spec.ingress as Obj[];
+    assert.deepEqual(rule!.ports, [{ port: 'redis', protocol: 'TCP' }]);
+    assert.equal(rule!.from.length, 1);
+    assert.deepEqual(Object.keys(rule!.from[0]), ['podSelector'], 'pods of this namespace only');
+    assert.ok(selects(rule!.from[0].podSelector.matchLabels, proxyLabels), 'the proxy pods');
+    assert.ok(!selects(rule!.from[0].podSelector.matchLabels, redisLabels));
+    const open = await render([REDIS_DEPLOY, { networkPolicy: { enabled: false } }]);
+    assert.deepEqual(objects(open).filter((o) => o.kind === 'NetworkPolicy'), []);
+  });
+
+  for (const [what, values, message] of [
+    ['enabled with neither existingSecret nor deploy', { cache: { shared: { redis: { enabled: true } } } }, /cache\.shared\.redis\.enabled needs existingSecret .* or deploy: true/],
+    ['both existingSecret and deploy', { cache: { shared: { redis: { enabled: true, deploy: true, existingSecret: 'edge-redis' } } } }, /set either existingSecret .* or deploy: true .*, not both/],
+    ['a URL written into config (it would land in the ConfigMap)', { ...REDIS_EXISTING, config: { proxy: { cache: { shared: { redis: { url: 'redis://:pw@redis:6379' } } } } } }, /config\.proxy\.cache\.shared\.redis\.url would put the Redis URL .* in the ConfigMap/],
+  ] as Array<[string, Obj, RegExp]>) {
+    it(`rendering fails with a clear message for ${what}`, async () => {
+      await assert.rejects(render([values]), (err: Error) => {
+        assert.ok(err instanceof HelmError, String(err));
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
+
+  for (const [what, server, message] of [
+    ['a password that cannot go into a URL as is', { password: 'p@ss:word' }, /at '\/cache\/shared\/redis\/server\/password': 'p@ss:word' does not match/],
+    ['a maxmemory Redis cannot read', { maxmemory: '1 GB' }, /at '\/cache\/shared\/redis\/server\/maxmemory': '1 GB' does not match/],
+    ['an image without a tag', { image: { repository: 'redis', tag: '', pullPolicy: 'IfNotPresent' } }, /at '\/cache\/shared\/redis\/server\/image\/tag': minLength/],
+    ['an unknown key', { persistence: true }, /additional properties 'persistence' not allowed/],
+  ] as Array<[string, Obj, RegExp]>) {
+    it(`helm install refuses ${what} for the chart's Redis`, async () => {
+      await assert.rejects(render([{ cache: { shared: { redis: { enabled: true, deploy: true, server } } } }]), (err: Error) => {
+        assert.ok(err instanceof HelmError, String(err));
+        assert.match(err.message, /values don't meet the specifications of the schema/);
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
+
+  it("the chart's Redis command runs the real redis-server: a password, nothing written to disk, LRU eviction at maxmemory, a readiness probe that fails on a wrong password", { timeout: 30_000 }, async () => {
+    const r = await render([REDIS_DEPLOY_PASSWORD]);
+    const redis = named(r, 'StatefulSet', 'kubeproxy-redis').spec.template.spec.containers[0];
+    const workDir = mkdtempSync(join(tmpdir(), 'kubeproxy-redis-data-'));
+    const sockDir = mkdtempSync(join(tmpdir(), 'kubeproxy-redis-sock-'));
+    const socket = join(sockDir, 'redis.sock');
+    // As the kubelet runs it ($(VAR) expanded from the container's env), on a unix socket instead of port 6379.
+    const args = (redis.args as string[]).map((a, i, all) => (a === '$(REDIS_PASSWORD)' ? PASSWORD : all[i - 1] === '--port' ? '0' : a));
+    const server = spawn(redis.command[0], [...args, '--unixsocket', socket], { cwd: workDir, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    const cli = (auth: string, ...cmd: string[]) => runCommand('redis-cli', ['-s', socket, ...cmd], { env: { REDISCLI_AUTH: auth }, timeoutMs: 5000 });
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((await cli(PASSWORD, 'ping')).stdout.trim() !== 'PONG') {
+        assert.ok(Date.now() < deadline, 'redis-server answers PING within 10 s');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.match((await cli('', 'get', 'k')).stdout, /NOAUTH/);
+      const config = async (key: string) => (await cli(PASSWORD, 'config', 'get', key)).stdout.trim().split('\n')[1] ?? '';
+      assert.deepEqual([await config('save'), await config('appendonly'), await config('maxmemory'), await config('maxmemory-policy')], ['', 'no', String(192 * 1024 * 1024), 'allkeys-lru']);
+
+      const probe = (redis.readinessProbe.exec.command as string[]).map((a) => a.replace('redis-cli', `redis-cli -s ${socket}`));
+      assert.equal((await runCommand(probe[0]!, probe.slice(1), { env: { REDISCLI_AUTH: PASSWORD } })).code, 0, 'ready');
+      assert.notEqual((await runCommand(probe[0]!, probe.slice(1), { env: { REDISCLI_AUTH: 'wrong' } })).code, 0, 'not ready with a wrong password');
+
+      assert.equal((await cli(PASSWORD, 'set', 'k', 'v')).stdout.trim(), 'OK');
+      await cli(PASSWORD, 'shutdown');
+      assert.equal(await exited, 0);
+      assert.deepEqual(readdirSync(workDir), [], 'no dump.rdb, no appendonly file');
+    } finally {
+      server.kill('SIGKILL');
+      rmSync(workDir, { recursive: true, force: true });
+      rmSync(sockDir, { recursive: true, force: true });
+    }
   });
 });

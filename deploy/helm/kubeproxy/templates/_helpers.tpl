@@ -85,7 +85,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The config file the pods read: .Values.config, plus proxy.admin.tokenFile when a token Secret is mounted. */}}
+{{/* The config file the pods read: .Values.config, plus proxy.admin.tokenFile when a token Secret is mounted and the Redis URL's reference when the shared cache tier is on. */}}
 {{- define "kubeproxy.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- if include "kubeproxy.adminTokenSecret" . -}}
@@ -93,6 +93,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $admin := default (dict) (get $proxy "admin") -}}
 {{- $_ := set $admin "tokenFile" (printf "%s/%s" (include "kubeproxy.adminTokenDir" .) .Values.adminToken.key) -}}
 {{- $_ := set $proxy "admin" $admin -}}
+{{- end -}}
+{{- if include "kubeproxy.redis.enabled" . -}}
+{{- $proxy := get $config "proxy" -}}
+{{- $cache := default (dict) (get $proxy "cache") -}}
+{{- $shared := default (dict) (get $cache "shared") -}}
+{{- $redis := default (dict) (get $shared "redis") -}}
+{{- if hasKey $redis "url" -}}
+{{- fail "config.proxy.cache.shared.redis.url would put the Redis URL (and its password) in the ConfigMap: with cache.shared.redis.enabled the chart passes it from a Secret (urlEnv); remove url" -}}
+{{- end -}}
+{{- $_ := set $redis "urlEnv" (include "kubeproxy.redis.urlEnv" .) -}}
+{{- $_ := set $shared "redis" $redis -}}
+{{- $_ := set $cache "shared" $shared -}}
+{{- $_ := set $proxy "cache" $cache -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -107,4 +120,59 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Prometheus Operator objects render when the cluster serves their API, or when told to regardless (helm template for GitOps). */}}
 {{- define "kubeproxy.prometheusOperator" -}}
 {{- if or .Values.metrics.skipCapabilityCheck (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The shared cache tier (proxy.cache.shared.redis): "true" when on. Fails on a setting that names no Redis or two. */}}
+{{- define "kubeproxy.redis.enabled" -}}
+{{- $r := .Values.cache.shared.redis -}}
+{{- if $r.enabled -}}
+{{- if and $r.deploy $r.existingSecret -}}
+{{- fail "cache.shared.redis: set either existingSecret (an existing Redis) or deploy: true (the chart's Redis), not both" -}}
+{{- else if not (or $r.deploy $r.existingSecret) -}}
+{{- fail "cache.shared.redis.enabled needs existingSecret (a Secret holding the URL of an existing Redis) or deploy: true (the chart deploys one)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart runs its own Redis. */}}
+{{- define "kubeproxy.redis.deployed" -}}
+{{- if and (include "kubeproxy.redis.enabled" .) .Values.cache.shared.redis.deploy -}}true{{- end -}}
+{{- end -}}
+
+{{/* The environment variable that carries the Redis URL into the proxy (from a Secret, never the ConfigMap). */}}
+{{- define "kubeproxy.redis.urlEnv" -}}
+REDIS_URL
+{{- end -}}
+
+{{/* Name of the chart's Redis objects (StatefulSet, Service, Secret, NetworkPolicy). */}}
+{{- define "kubeproxy.redis.fullname" -}}
+{{- printf "%s-redis" (include "kubeproxy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Another app.kubernetes.io/name than the proxy's: the proxy's Deployment, Service, PDB and NetworkPolicy must never select the Redis pod. */}}
+{{- define "kubeproxy.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-redis" (include "kubeproxy.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubeproxy.redis.labels" -}}
+helm.sh/chart: {{ include "kubeproxy.chart" . }}
+{{ include "kubeproxy.redis.selectorLabels" . }}
+app.kubernetes.io/component: shared-cache
+app.kubernetes.io/part-of: {{ include "kubeproxy.name" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The Secret and key holding the Redis URL: the user's, or the chart's own when it deploys Redis. */}}
+{{- define "kubeproxy.redis.secret" -}}
+{{- default (include "kubeproxy.redis.fullname" .) .Values.cache.shared.redis.existingSecret -}}
+{{- end -}}
+
+{{- define "kubeproxy.redis.secretKey" -}}
+{{- if .Values.cache.shared.redis.existingSecret -}}
+{{- .Values.cache.shared.redis.existingSecretKey -}}
+{{- else -}}
+url
+{{- end -}}
 {{- end -}}
