@@ -14,8 +14,10 @@ import { pluginBaseDir } from './plugins/load.ts';
 import { workerCount } from './cluster/count.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { isClusterWorker, runWorker } from './cluster/worker.ts';
+import { BunMissing } from './runtime/bun-binary.ts';
+import { currentRuntime, requestedRuntime, runOnBun } from './runtime/select.ts';
 
-const HELP = `Usage: kubeproxy --config FILE [--check]
+const HELP = `Usage: kubeproxy --config FILE [--check] [--runtime node|bun]
 
 A reverse proxy that routes by Host header to load-balanced services, with an RFC 9111 cache,
 health checks and Prometheus metrics.
@@ -23,6 +25,8 @@ health checks and Prometheus metrics.
 Options:
   -c, --config FILE   YAML config file (default: $KUBEPROXY_CONFIG)
       --check         validate the config, print a summary and exit
+      --runtime NAME  node (default) or bun: run on Bun, the optional dependency
+                      (default: $KUBEPROXY_RUNTIME)
   -h, --help          show this help
   -v, --version       print the version
 
@@ -50,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         check: { type: 'boolean' },
+        runtime: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -57,6 +62,24 @@ export async function main(argv: string[]): Promise<number> {
     }).values;
   } catch (err) {
     process.stderr.write(`kubeproxy: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  const runtime = requestedRuntime(args.runtime);
+  if (typeof runtime === 'object') {
+    process.stderr.write(`kubeproxy: ${runtime.error}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  if (runtime === 'bun' && currentRuntime !== 'bun') {
+    try {
+      return await runOnBun(argv);
+    } catch (err) {
+      if (!(err instanceof BunMissing)) throw err;
+      process.stderr.write(`kubeproxy: --runtime bun: ${err.message}\n`);
+      return 1;
+    }
+  }
+  if (runtime === 'node' && currentRuntime !== 'node') {
+    process.stderr.write(`kubeproxy: --runtime node: this process runs on ${currentRuntime}; start it with node\n`);
     return EXIT_USAGE;
   }
   if (args.help) {
@@ -134,7 +157,7 @@ async function run(config: Config, path: string, loaded: Buffer | undefined): Pr
     if (runtime === undefined) reloadWhenStarted = true;
     else void runtime.reloadFromFile();
   });
-  log.info({ config: path, services: config.proxy.services.length }, 'kubeproxy starting');
+  log.info({ config: path, services: config.proxy.services.length, runtime: currentRuntime }, 'kubeproxy starting');
   try {
     runtime = await Runtime.start(config, { configPath: path, signal: stop.signal });
   } catch (err) {

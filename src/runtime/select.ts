@@ -1,0 +1,65 @@
+/**
+ * `--runtime bun` (or `KUBEPROXY_RUNTIME=bun`): the same CLI started again under Bun, with the
+ * real undici put in place of Bun's built-in one first (bun-undici.ts). Node is the default and
+ * the reference; a process already on Bun runs as it is.
+ *
+ * The Node process stays as the Bun process's parent (Node cannot exec): it passes on SIGTERM,
+ * SIGINT and SIGHUP and exits with Bun's exit code. Where the extra process matters (the Bun
+ * image, the benchmark), Bun is started directly: `bun --preload dist/runtime/bun-undici.js
+ * bin/kubeproxy --config FILE`, which is what this module runs.
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bunBinary } from './bun-binary.ts';
+
+export const RUNTIMES = ['node', 'bun'] as const;
+export type RuntimeName = (typeof RUNTIMES)[number];
+export const RUNTIME_ENV = 'KUBEPROXY_RUNTIME';
+
+/** The runtime this process is. */
+export const currentRuntime: RuntimeName = process.versions.bun === undefined ? 'node' : 'bun';
+
+/**
+ * The runtime asked for (the flag first, then the environment), undefined when neither says,
+ * or an error message.
+ */
+export function requestedRuntime(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): RuntimeName | undefined | { error: string } {
+  const [value, source] = flag !== undefined ? [flag, '--runtime'] : [env[RUNTIME_ENV], RUNTIME_ENV];
+  if (value === undefined || value === '') return undefined;
+  return (RUNTIMES as readonly string[]).includes(value) ? (value as RuntimeName) : { error: `${source}: "${value}" is not a runtime (use ${RUNTIMES.join(' or ')})` };
+}
+
+const ext = extname(fileURLToPath(import.meta.url));
+/** The CLI module (cli.ts from src, cli.js from dist) and the module Bun loads before it. */
+const CLI_ENTRY = fileURLToPath(new URL(`../cli${ext}`, import.meta.url));
+export const BUN_PRELOAD = fileURLToPath(new URL(`./bun-undici${ext}`, import.meta.url));
+
+/** Bun's command line for the CLI with `args` (the runtime flag already taken out). */
+export function bunCommand(args: readonly string[]): { file: string; args: string[] } {
+  return { file: bunBinary(), args: ['--preload', BUN_PRELOAD, CLI_ENTRY, ...args] };
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/** Runs the CLI under Bun with `args`; resolves with its exit code (128 + signal number when killed). */
+export function runOnBun(args: readonly string[]): Promise<number> {
+  const { file, args: argv } = bunCommand(args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { stdio: 'inherit', env: { ...process.env, [RUNTIME_ENV]: 'bun' } });
+    const forward = (signal: NodeJS.Signals) => () => {
+      child.kill(signal);
+    };
+    const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
+    for (const [s, fn] of handlers) process.on(s, fn);
+    child.once('error', (err) => {
+      for (const [s, fn] of handlers) process.off(s, fn);
+      reject(new Error(`cannot run ${file}: ${err.message}`));
+    });
+    child.once('exit', (code, signal) => {
+      for (const [s, fn] of handlers) process.off(s, fn);
+      resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal]));
+    });
+  });
+}
