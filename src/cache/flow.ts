@@ -7,7 +7,7 @@
  * request to forward is put on `ctx.upstream`.
  *
  *   lookup ──┬─ bypass        not cacheable: unsafe or other methods (§4.4 invalidation on the
- *            │                way back), a GET with a body, a Range request, no usable key
+ *            │                way back), a GET with a body, no usable key
  *            ├─ hit           fresh entry served from memory, Age + Cache-Status; a client
  *            │                conditional is answered 304 when the validator matches (§4.3.2)
  *            ├─ stale         stale entry served: stale-while-revalidate (one background refresh
@@ -47,6 +47,15 @@
  *    (the cache could not answer without the origin), as only-if-cached does.
  *  - When a leader's client goes away, its upstream exchange is aborted (as for any request) and
  *    waiting requests go upstream themselves.
+ *  - Byte ranges (RFC 9110 §14, range.ts): the Range of a GET is no part of the key. Whatever
+ *    answers from an entry (hit, stale, revalidated, collapsed) cuts the client's own range from
+ *    a stored 200 (206, multipart, 416; If-Range honoured). A miss or revalidation goes upstream
+ *    without Range and If-Range, for the full response (NGINX and Varnish do the same). When
+ *    that response is storable and declares a Content-Length (so at most maxObjectSize), it is
+ *    taken: stored, then the range is cut from it. Otherwise the client gets the full 200 as it
+ *    streams (§14.2 lets a server ignore Range); nothing is cut from a stream. A key whose last
+ *    answer could not be stored (the uncollapsible mark: too large, private, a 206...) sends the
+ *    client's Range on: the origin's 206 is passed through; only a 200 to it is stored.
  */
 import type { RequestCache, RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
@@ -88,7 +97,15 @@ import {
   type PolicyOptions,
   type ReuseDecision,
 } from './policy.ts';
-import { bodyless, notModifiedResponseHeaders, storedResponseHeaders, type ClientHeaderOptions } from './respond.ts';
+import { rangeAnswer, rangeFields, type RangeFields } from './range.ts';
+import {
+  bodyless,
+  notModifiedResponseHeaders,
+  partialResponseHeaders,
+  storedResponseHeaders,
+  unsatisfiableResponse,
+  type ClientHeaderOptions,
+} from './respond.ts';
 import { isPromise, type CacheEntry, type CacheObject, type CacheStore, type MaybePromise } from './store.ts';
 
 
@@ -132,14 +149,15 @@ const RESULT: Readonly<Record<CachePhase, RequestContext['cacheResult']>> = {
   unavailable: 'miss',
 };
 
-type BypassReason = 'method' | 'request-body' | 'range' | 'no-key';
+type BypassReason = 'method' | 'request-body' | 'no-key';
 
 /**
  * What the flow does with an answer it took over: 'refresh' (304 for the entry), 'refetch'
  * (a 304 for some other representation: ask again unconditionally), 'stale' (5xx, serve
- * stale-if-error), 'answered' (the client already got a 304; the body only feeds the store).
+ * stale-if-error), 'answered' (the client already got a 304; the body only feeds the store),
+ * 'range' (a full response to a Range request's miss: stored, then the range is cut from it).
  */
-type Taken = 'none' | 'refresh' | 'refetch' | 'stale' | 'answered';
+type Taken = 'none' | 'refresh' | 'refetch' | 'stale' | 'answered' | 'range';
 
 type MustRevalidateDecision = Extract<ReuseDecision, { kind: 'must-revalidate' }>;
 
@@ -177,6 +195,10 @@ export class CacheFlow implements RequestCache {
   private sentMethod = '';
   /** The client's If-None-Match / If-Modified-Since were removed from the forwarded request. */
   private clientConditional = false;
+  /** A GET's Range and If-Range (range.ts); undefined without Range. */
+  private range: RangeFields | undefined;
+  /** The client's Range went upstream (the key's answers are not storable): only a 200 is stored. */
+  private sentRange = false;
   private requestTime = 0;
   private responseTime = 0;
 
@@ -198,8 +220,8 @@ export class CacheFlow implements RequestCache {
     if (method !== 'GET' && method !== 'HEAD') return this.bypass('method');
     // RFC 9110 §9.3.1: content in a GET has no defined semantics; such a request is not cached.
     if (this.upstream.body !== null) return this.bypass('request-body');
-    // No range support (policy.ts): partial requests go to the origin untouched.
-    if (hasHeader(this.reqHeaders, 'range')) return this.bypass('range');
+    // RFC 9110 §14.2: Range is defined for GET only; a HEAD's is ignored.
+    if (method === 'GET') this.range = rangeFields(this.reqHeaders);
     const key = this.requestKey(method);
     if (key === undefined) return this.bypass('no-key');
     this.key = key;
@@ -265,7 +287,7 @@ export class CacheFlow implements RequestCache {
         case 'fresh':
           return this.serve('hit', entry, now, this.hitStatus({ ttl: d.ttl }, after));
         case 'stale-servable':
-          if (d.revalidate) this.layer.refreshInBackground(this.key, entry, this.ctx, this.service, this.upstream, this.store);
+          if (d.revalidate) this.layer.refreshInBackground(this.key, entry, this.ctx, this.service, this.fullRequest(), this.store);
           return this.serve('stale', entry, now, this.hitStatus({ ttl: d.ttl, detail: d.reason }, after));
         case 'must-revalidate':
           // The leader just saw the origin fail: no need to try again to serve stale-if-error.
@@ -341,7 +363,14 @@ export class CacheFlow implements RequestCache {
     this.to('miss');
     this.sentMethod = this.method;
     this.requestTime = this.layer.now();
-    this.ctx.upstream = this.method === 'GET' ? this.withoutClientConditionals(this.upstream.headers) : this.upstream;
+    if (this.method !== 'GET') {
+      this.ctx.upstream = this.upstream;
+      return 'miss';
+    }
+    // A key whose answers are not stored gains nothing from the full response: the Range goes on.
+    const full = this.range === undefined || !this.layer.isUncollapsible(this.key);
+    this.sentRange = !full;
+    this.ctx.upstream = this.withoutClientConditionals(full);
     return 'miss';
   }
 
@@ -350,7 +379,7 @@ export class CacheFlow implements RequestCache {
     this.entry = entry;
     this.decision = d;
     this.sentMethod = 'GET';
-    const base = this.withoutClientConditionals(this.upstream.headers).headers;
+    const base = this.withoutClientConditionals(true).headers;
     const headers = d.conditional ? conditionalRequestHeaders(base, entry) : base;
     this.requestTime = this.layer.now();
     this.ctx.upstream = { method: 'GET', path: this.upstream.path, headers, body: null };
@@ -384,6 +413,23 @@ export class CacheFlow implements RequestCache {
       ctx.status = 304;
       ctx.responseHeaders = notModifiedResponseHeaders(entry.headers, age, o, this.layer.policy);
       ctx.responseBody = undefined;
+      return;
+    }
+    const range = this.range === undefined ? undefined : rangeAnswer(entry, this.range);
+    if (range !== undefined) {
+      if (range.kind === 'unsatisfiable') {
+        const r = unsatisfiableResponse(entry, o);
+        ctx.status = 416;
+        ctx.responseHeaders = r.headers;
+        ctx.responseBody = r.body;
+        return;
+      }
+      ctx.status = 206;
+      ctx.responseBody = range.body;
+      ctx.responseHeaders =
+        range.kind === 'single'
+          ? partialResponseHeaders(entry, age, o, range.range, range.range.end - range.range.start + 1)
+          : partialResponseHeaders(entry, age, o, range.boundary, range.length);
       return;
     }
     ctx.status = entry.status;
@@ -432,6 +478,9 @@ export class CacheFlow implements RequestCache {
     let detail: string | undefined;
     if (this.sentMethod !== 'GET') {
       detail = 'method';
+    } else if (this.sentRange && status !== 200) {
+      // The answer to one range (206, 416...) is no answer for the URL.
+      detail = status === 206 ? 'partial-content' : 'range';
     } else {
       const s = isStorable('GET', this.reqHeaders, status, received, layer.policy);
       const length = declaredLength(received);
@@ -476,6 +525,12 @@ export class CacheFlow implements RequestCache {
       this.taken = 'answered';
       return 'answer';
     }
+    if (this.range !== undefined && this.fill !== undefined && status === 200 && declaredLength(received) !== undefined) {
+      // At most maxObjectSize (checked above): read it whole, store it, cut the range from it.
+      this.ctx.cacheStatus = cacheStatus(info);
+      this.taken = 'range';
+      return 'take';
+    }
     this.appendStatus(headers, info);
     return 'forward';
   }
@@ -512,6 +567,8 @@ export class CacheFlow implements RequestCache {
         return this.refetch();
       case 'stale':
         return this.staleOnError(this.takenStatus);
+      case 'range':
+        return this.rangeFromFill();
       default:
         this.storeFill();
         return 'done';
@@ -582,7 +639,7 @@ export class CacheFlow implements RequestCache {
     this.to('miss');
     this.taken = 'none';
     this.requestTime = this.layer.now();
-    const u = this.withoutClientConditionals(this.upstream.headers);
+    const u = this.withoutClientConditionals(!this.sentRange);
     this.ctx.upstream = { method: 'GET', path: u.path, headers: u.headers, body: null };
     return 'forward';
   }
@@ -600,19 +657,39 @@ export class CacheFlow implements RequestCache {
     return 'serve';
   }
 
-  private storeFill(): void {
+  /** A Range request's full response is in: stored, and the client's range cut from it. */
+  private rangeFromFill(): AfterAnswer {
+    const entry = this.storeFill();
+    if (entry === undefined) {
+      // The body outgrew its Content-Length's promise: ask again, for the range alone.
+      this.taken = 'none';
+      this.sentRange = true;
+      this.ctx.upstream = this.withoutClientConditionals(false);
+      return 'forward';
+    }
+    this.answerFrom(entry, ageHeaderValue(entry, this.layer.now()), false, this.ctx.cacheStatus);
+    return 'serve';
+  }
+
+  /** Stores the filled entry (when the body fit); returns it, stored or not. */
+  private storeFill(): CacheEntry | undefined {
     const fill = this.fill;
     this.fill = undefined;
     const entry = fill?.entry(this.layer.policy);
-    if (entry === undefined) return this.endFlight('uncacheable');
+    if (entry === undefined) {
+      this.endFlight('uncacheable');
+      return undefined;
+    }
     let put: MaybePromise<boolean>;
     try {
       put = this.store.put(this.key, entry);
     } catch (err) {
       log.warn({ err, key: this.key }, 'cache store refused an entry');
-      return this.endFlight('error');
+      this.endFlight('error');
+      return entry;
     }
     this.settle(put, 'stored');
+    return entry;
   }
 
   /** Ends the flight once a store write settled (at once for the memory store). */
@@ -675,14 +752,24 @@ export class CacheFlow implements RequestCache {
     return { scheme: forwardedScheme(rawHeader(this.upstream.headers, 'x-forwarded-proto')), authority: rawHeader(this.reqHeaders, 'host') ?? '', target };
   }
 
-  /** The forwarded request without the client's validators (see the header). */
-  private withoutClientConditionals(headers: string[]): UpstreamRequest {
+  /**
+   * The forwarded request without the client's validators (see the header), and without its
+   * Range and If-Range when `full` (the full response is wanted).
+   */
+  private withoutClientConditionals(full: boolean): UpstreamRequest {
     const u = this.upstream;
-    if (!hasHeader(headers, 'if-none-match') && !hasHeader(headers, 'if-modified-since')) {
-      return headers === u.headers ? u : { method: u.method, path: u.path, headers, body: u.body };
+    const drop = full && this.range !== undefined ? RANGE_FIELDS : NO_FIELDS;
+    if (!hasHeader(u.headers, 'if-none-match') && !hasHeader(u.headers, 'if-modified-since')) {
+      return drop.length === 0 ? u : { method: u.method, path: u.path, headers: removeHeaders(u.headers, drop), body: u.body };
     }
     this.clientConditional = true;
-    return { method: u.method, path: u.path, headers: removeHeaders(headers, ['if-none-match', 'if-modified-since']), body: u.body };
+    return { method: u.method, path: u.path, headers: removeHeaders(u.headers, ['if-none-match', 'if-modified-since', ...drop]), body: u.body };
+  }
+
+  /** The request for a background refresh: the full response, whatever range the client wants. */
+  private fullRequest(): UpstreamRequest {
+    const u = this.upstream;
+    return this.range !== undefined ? { method: u.method, path: u.path, headers: removeHeaders(u.headers, RANGE_FIELDS), body: u.body } : u;
   }
 
   private invalidate(status: number, received: string[]): void {
@@ -724,6 +811,9 @@ export function worthStoring(
   if (directives.source === undefined && !hasHeader(headers, 'expires')) return false;
   return storageDeadline({ status, headers, requestTime, responseTime }, policy) > responseTime;
 }
+
+const RANGE_FIELDS: readonly string[] = ['range', 'if-range'];
+const NO_FIELDS: readonly string[] = [];
 
 /** Cache-Status of a 'zero-ttl' answer for each fwd, made once. */
 const ZERO_TTL_STATUS: Readonly<Record<ForwardReason, string>> = Object.freeze(

@@ -52,7 +52,9 @@
  * Decisions taken where the RFCs leave a choice (also documented at the code):
  *  - Only GET responses are stored; HEAD is answered from a stored GET (the
  *    key's method class, key.ts). 206 is never stored: ranges are not combined
- *    (RFC 9111 §3.3/§3.4 make that optional). 304 is never stored.
+ *    (RFC 9111 §3.3/§3.4 make that optional); byte ranges are answered from a
+ *    stored complete 200 instead (range.ts), and a Range request's miss
+ *    fetches the full response (flow.ts). 304 is never stored.
  *  - Set-Cookie (RFC 9111 §7.3, sensitive information): a response carrying it
  *    is stored only when the origin explicitly addressed shared caches
  *    (`public`, `s-maxage`, a targeted field) or excluded the cookie itself
@@ -163,7 +165,7 @@ export const STALE_IF_ERROR_STATUSES: ReadonlySet<number> = new Set([500, 502, 5
 /**
  * Final status codes this cache understands, i.e. implements all their caching
  * behaviour (RFC 9111 §3, for must-understand): those of RFC 9110 §15 except
- * 206 (no range support) and 304 (never stored).
+ * 206 (partial content is never stored, range.ts) and 304 (never stored).
  */
 export const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
   200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409,
@@ -246,7 +248,7 @@ export function isStorable(
   if (requestDirectives(requestHeaders).noStore) return { storable: false, reason: 'request-no-store' };
   // §3 "the response status code is final".
   if (!Number.isInteger(status) || status < 200 || status > 599) return { storable: false, reason: 'status' };
-  // §3.3/§3.4: partial content only with range support, which this cache lacks.
+  // §3.3/§3.4: partial content is not stored; ranges are cut from a stored complete 200 (range.ts).
   if (status === 206) return { storable: false, reason: 'partial-content' };
   if (status === 304) return { storable: false, reason: 'status' };
 
@@ -719,13 +721,13 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 // Validation (RFC 9111 §4.3, RFC 9110 §13)
 // ---------------------------------------------------------------------------
 
-interface EntityTag {
+export interface EntityTag {
   readonly weak: boolean;
   /** The opaque-tag including its quotes (or the raw text of a malformed, unquoted tag). */
   readonly opaque: string;
 }
 
-function parseEntityTag(text: string): EntityTag | undefined {
+export function parseEntityTag(text: string): EntityTag | undefined {
   let s = text.trim();
   let weak = false;
   if (s.startsWith('W/') || s.startsWith('w/')) {
@@ -746,8 +748,8 @@ function weakMatch(a: EntityTag, b: EntityTag): boolean {
   return a.opaque === b.opaque;
 }
 
-/** RFC 9110 §8.8.3.2 strong comparison: both strong and opaque-tags equal. */
-function strongMatch(a: EntityTag, b: EntityTag): boolean {
+/** RFC 9110 §8.8.3.2 strong comparison: both strong and opaque-tags equal (also If-Range's, range.ts). */
+export function strongMatch(a: EntityTag, b: EntityTag): boolean {
   return !a.weak && !b.weak && a.opaque === b.opaque;
 }
 

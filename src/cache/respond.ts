@@ -9,10 +9,18 @@
  * client-side rewriting a forwarded response gets (Via appended to any stored Via, this
  * request's X-Request-Id) and our Cache-Status member last (RFC 9211 §2: members are appended
  * by each cache that handled the response, origin side first). All but Age, X-Request-Id and
- * Cache-Status is computed once per entry (entries are immutable).
+ * Cache-Status is computed once per entry (entries are immutable). A stored 200 says
+ * `Accept-Ranges: bytes` unless the origin said otherwise: ranges are cut from it (range.ts).
+ *
+ * A 206 carries what the 200 would (RFC 9110 §15.3.7: Date, Cache-Control, ETag, Expires,
+ * Content-Location, Vary, and the rest), with the part's Content-Length and Content-Range, or
+ * multipart/byteranges as its Content-Type. A 416 carries `Content-Range: bytes *\/length`
+ * (§15.5.17) and, like the proxy's own errors, `Cache-Control: no-store`: it answers one Range,
+ * never the URL.
  */
 import { clientResponseHeaders } from '../upstream/headers.ts';
 import type { RawHeaders } from './headers.ts';
+import type { ByteRange } from './range.ts';
 import { notModifiedHeaders, type PolicyOptions } from './policy.ts';
 import type { CacheEntry } from './store.ts';
 
@@ -47,6 +55,7 @@ function baseHeaders(entry: CacheEntry, via: string | undefined): readonly strin
     const raw = entry.headers;
     let upstreamVia: string | undefined;
     let length = false;
+    let ranges = false;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i]!;
       const lower = name.toLowerCase();
@@ -56,10 +65,12 @@ function baseHeaders(entry: CacheEntry, via: string | undefined): readonly strin
         continue;
       }
       if (lower === 'content-length') length = true;
+      else if (lower === 'accept-ranges') ranges = true;
       out.push(name, raw[i + 1]!);
     }
     // The origin may have streamed without a length; the cache has the whole body.
     if (!length && !bodyless(entry.status)) out.push('Content-Length', String(entry.bodySize));
+    if (!ranges && entry.status === 200) out.push('Accept-Ranges', 'bytes');
     if (via !== undefined) out.push('Via', upstreamVia === undefined ? via : `${upstreamVia}, ${via}`);
     else if (upstreamVia !== undefined) out.push('Via', upstreamVia);
     base = { via, headers: out };
@@ -73,6 +84,40 @@ export function storedResponseHeaders(entry: CacheEntry, age: string, o: ClientH
   const headers = baseHeaders(entry, o.via).slice();
   headers.push('Age', age, 'X-Request-Id', o.requestId);
   return finish(headers, o);
+}
+
+/**
+ * The head of a 206 served from `entry`: `part` is the single part's range, or the
+ * multipart/byteranges boundary; `length` the body's length.
+ */
+export function partialResponseHeaders(entry: CacheEntry, age: string, o: ClientHeaderOptions, part: ByteRange | string, length: number): string[] {
+  const base = baseHeaders(entry, o.via);
+  const headers: string[] = [];
+  for (let i = 0; i + 1 < base.length; i += 2) {
+    const lower = base[i]!.toLowerCase();
+    if (lower === 'content-length' || lower === 'content-range' || (typeof part === 'string' && lower === 'content-type')) continue;
+    headers.push(base[i]!, base[i + 1]!);
+  }
+  if (typeof part === 'string') headers.push('Content-Type', `multipart/byteranges; boundary=${part}`);
+  else headers.push('Content-Range', `bytes ${part.start}-${part.end}/${entry.bodySize}`);
+  headers.push('Content-Length', String(length), 'Age', age, 'X-Request-Id', o.requestId);
+  return finish(headers, o);
+}
+
+/** The head and body of a 416 for `entry` (RFC 9110 §15.5.17). */
+export function unsatisfiableResponse(entry: CacheEntry, o: ClientHeaderOptions): { headers: string[]; body: string } {
+  const body = `416 Range Not Satisfiable: the representation is ${entry.bodySize} bytes long\n`;
+  const headers = clientResponseHeaders(
+    [
+      'Content-Range', `bytes */${entry.bodySize}`,
+      'Content-Type', 'text/plain; charset=utf-8',
+      'Content-Length', String(body.length),
+      'Cache-Control', 'no-store',
+    ],
+    o.via,
+    o.requestId,
+  );
+  return { headers: finish(headers, o), body };
 }
 
 /**
