@@ -6,10 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -19,6 +21,7 @@ import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v
 import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../src/config/load.ts';
 import { ROOT, readText, readYaml, runCli, runCommand, tempFile } from './helpers/deploy.ts';
+import { certDir, makeCertificate } from './helpers/certs.ts';
 import { HelmError, helmLint, helmNotes, helmTemplate, type Rendered } from './helpers/helm.ts';
 import { request } from './helpers/http.ts';
 import { startProxy } from './helpers/proxy.ts';
@@ -584,7 +587,7 @@ describe('Helm chart: the shared cache tier (Redis)', () => {
     assert.deepEqual(redis.command, ['redis-server']);
     const args = redis.args as string[];
     const arg = (name: string) => args[args.indexOf(name) + 1];
-    assert.deepEqual([arg('--save'), arg('--appendonly'), arg('--maxmemory'), arg('--maxmemory-policy')], ['', 'no', '192mb', 'allkeys-lru']);
+    assert.deepEqual([arg('--save'), arg('--appendonly'), arg('--maxmemory'), arg('--maxmemory-policy')], ['', 'no', '192mb', 'volatile-lru']);
     assert.equal(arg('--requirepass'), '$(REDIS_PASSWORD)');
     assert.deepEqual(redis.env.find((e: Obj) => e.name === 'REDIS_PASSWORD').valueFrom, { secretKeyRef: { name: 'kubeproxy-redis', key: 'password' } });
     assert.equal(svc.spec.ports[0].targetPort, redis.ports[0].name);
@@ -649,6 +652,7 @@ describe('Helm chart: the shared cache tier (Redis)', () => {
     ['a password that cannot go into a URL as is', { password: 'p@ss:word' }, /at '\/cache\/shared\/redis\/server\/password': 'p@ss:word' does not match/],
     ['a maxmemory Redis cannot read', { maxmemory: '1 GB' }, /at '\/cache\/shared\/redis\/server\/maxmemory': '1 GB' does not match/],
     ['an image without a tag', { image: { repository: 'redis', tag: '', pullPolicy: 'IfNotPresent' } }, /at '\/cache\/shared\/redis\/server\/image\/tag': minLength/],
+    ['a policy that answers writes with OOM errors instead of evicting', { maxmemoryPolicy: 'noeviction' }, /at '\/cache\/shared\/redis\/server\/maxmemoryPolicy': value must be one of/],
     ['an unknown key', { persistence: true }, /additional properties 'persistence' not allowed/],
   ] as Array<[string, Obj, RegExp]>) {
     it(`helm install refuses ${what} for the chart's Redis`, async () => {
@@ -680,7 +684,7 @@ describe('Helm chart: the shared cache tier (Redis)', () => {
       }
       assert.match((await cli('', 'get', 'k')).stdout, /NOAUTH/);
       const config = async (key: string) => (await cli(PASSWORD, 'config', 'get', key)).stdout.trim().split('\n')[1] ?? '';
-      assert.deepEqual([await config('save'), await config('appendonly'), await config('maxmemory'), await config('maxmemory-policy')], ['', 'no', String(192 * 1024 * 1024), 'allkeys-lru']);
+      assert.deepEqual([await config('save'), await config('appendonly'), await config('maxmemory'), await config('maxmemory-policy')], ['', 'no', String(192 * 1024 * 1024), 'volatile-lru']);
 
       const probe = (redis.readinessProbe.exec.command as string[]).map((a) => a.replace('redis-cli', `redis-cli -s ${socket}`));
       assert.equal((await runCommand(probe[0]!, probe.slice(1), { env: { REDISCLI_AUTH: PASSWORD } })).code, 0, 'ready');
@@ -696,4 +700,133 @@ describe('Helm chart: the shared cache tier (Redis)', () => {
       rmSync(sockDir, { recursive: true, force: true });
     }
   });
+});
+
+describe('Helm chart: HTTPS from a TLS Secret (tls)', () => {
+  const TLS = { tls: { enabled: true, secretName: 'edge-tls' } };
+  const CERT_MANAGER = { tls: { enabled: true, certManager: { enabled: true, issuerRef: { name: 'letsencrypt' } } } };
+  const TWO_SERVICES = {
+    config: {
+      proxy: {
+        services: [
+          { name: 'web', domain: 'web.example.com', discovery: { dns: 'web.default.svc.cluster.local', port: 8080 } },
+          { name: 'api', domains: ['api.example.com', 'web.example.com'], discovery: { dns: 'api.default.svc.cluster.local', port: 8080 } },
+        ],
+      },
+    },
+  };
+
+  it('helm lint --strict passes and every object is valid with a Secret and with cert-manager', async () => {
+    for (const values of [[TLS], [CERT_MANAGER], [ALL_ON, TLS]]) {
+      const run = await helmLint(values);
+      assert.equal(run.code, 0, `${JSON.stringify(values).slice(0, 80)}: ${run.stdout}${run.stderr}`);
+      for (const o of objects(await render(values, WITH_OPERATOR))) {
+        const Model = MODELS[o.kind as string];
+        if (Model !== undefined) assert.doesNotThrow(() => new Model(o).validate(), `${o.kind} ${o.metadata?.name}`);
+      }
+    }
+  });
+
+  it('the Secret is mounted read-only as a directory and the config the pods read serves HTTPS on 8443 from its files', async () => {
+    const r = await render([TLS]);
+    const c = container(r);
+    const config = parseYaml(renderedConfig(r)) as Obj;
+    const tls = config.proxy.tls as Obj;
+    assert.deepEqual(tls.listen, { address: '0.0.0.0', port: 8443 });
+    const https = (c.ports as Obj[]).find((p) => p.name === 'https');
+    assert.equal(https?.containerPort, tls.listen.port, 'named port https is proxy.tls.listen.port');
+    for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) assert.equal(probe.httpGet.port, 'admin', 'probes stay on the admin port');
+    const [pair] = tls.certificates as Array<{ cert: string; key: string }>;
+    const mount = (c.volumeMounts as Obj[]).find((m) => pair!.cert.startsWith(`${m.mountPath}/`))!;
+    assert.ok(mount, `a volume is mounted where ${pair!.cert} lives`);
+    assert.equal(mount.readOnly, true);
+    assert.equal(mount.subPath, undefined, 'subPath mounts never see a renewed Secret');
+    const volume = (kind(r, 'Deployment').spec.template.spec.volumes as Obj[]).find((v) => v.name === mount.name)!;
+    assert.equal(volume.secret.secretName, 'edge-tls');
+    assert.deepEqual(volume.secret.items.map((i: Obj) => [i.key, `${mount.mountPath}/${i.path}`]), [['tls.crt', pair!.cert], ['tls.key', pair!.key]]);
+
+    // The same files, laid out as the kubelet mounts a Secret (..data swapped in), served by the real CLI and runtime.
+    const dir = certDir();
+    try {
+      const cert = makeCertificate(dir.dir, 'edge', ['web.example.com']);
+      const mounted = join(dir.dir, 'mount');
+      mkdirSync(join(mounted, '..2026_12_06'), { recursive: true });
+      copyFileSync(cert.certFile, join(mounted, '..2026_12_06', 'tls.crt'));
+      copyFileSync(cert.keyFile, join(mounted, '..2026_12_06', 'tls.key'));
+      symlinkSync('..2026_12_06', join(mounted, '..data'));
+      for (const f of ['tls.crt', 'tls.key']) symlinkSync(`..data/${f}`, join(mounted, f));
+      const local = (p: string) => join(mounted, p.slice(mount.mountPath.length + 1));
+      const file = tempFile('config.yaml', renderedConfig(r).split(mount.mountPath).join(mounted));
+      try {
+        const run = await runCli(['--check', '--config', file.path]);
+        assert.equal(run.code, 0, run.stderr);
+      } finally {
+        file.cleanup();
+      }
+      const proxy = await startProxy({
+        tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: local(pair!.cert), key: local(pair!.key) }] },
+        services: [{ name: 'web', domain: 'web.example.com', hosts: [{ port: 9 }] }],
+      });
+      try {
+        const socket = tlsConnect({ host: '127.0.0.1', port: proxy.runtime.tls!.address().port, servername: 'web.example.com', ca: cert.cert, ALPNProtocols: ['h2'] });
+        await once(socket, 'secureConnect');
+        assert.equal(socket.alpnProtocol, 'h2', 'HTTP/2 offered on the TLS port');
+        socket.destroy();
+      } finally {
+        await proxy.close();
+      }
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('the Service maps 443 to the https port, the NetworkPolicy lets it in, and other proxy.tls keys of config are kept', async () => {
+    const r = await render([TLS, { service: { type: 'NodePort', httpsNodePort: 30443 }, config: { proxy: { tls: { minVersion: 'TLSv1.3', redirectHttp: true } } } }]);
+    const svc = objects(r).find((o) => o.kind === 'Service' && o.metadata.name === 'kubeproxy')!;
+    assert.deepEqual((svc.spec.ports as Obj[]).map((p) => [p.name, p.port, p.targetPort, p.nodePort]), [['http', 80, 'http', undefined], ['https', 443, 'https', 30443]]);
+    const rules = kind(r, 'NetworkPolicy').spec.ingress as Obj[];
+    assert.deepEqual(rules.find((rule) => rule.ports.some((p: Obj) => p.port === 'http'))!.ports.map((p: Obj) => p.port), ['http', 'https']);
+    const tls = (parseYaml(renderedConfig(r)) as Obj).proxy.tls;
+    assert.deepEqual([tls.minVersion, tls.redirectHttp, tls.listen.port], ['TLSv1.3', true, 8443]);
+
+    const plain = await render();
+    assert.equal((parseYaml(renderedConfig(plain)) as Obj).proxy.tls, undefined, 'off by default');
+    assert.equal((container(plain).ports as Obj[]).some((p) => p.name === 'https'), false);
+    assert.deepEqual((objects(plain).find((o) => o.kind === 'Service' && o.metadata.name === 'kubeproxy')!.spec.ports as Obj[]).map((p) => p.name), ['http']);
+    assert.deepEqual(objects(plain).filter((o) => o.kind === 'Certificate'), []);
+  });
+
+  it('tls.certManager renders a Certificate for the services\' domains into the Secret the pods mount', async () => {
+    const r = await render([CERT_MANAGER, TWO_SERVICES], { name: 'edge' });
+    const certificate = kind(r, 'Certificate');
+    assert.equal(certificate.apiVersion, 'cert-manager.io/v1');
+    assert.deepEqual(certificate.spec.dnsNames, ['web.example.com', 'api.example.com']);
+    assert.deepEqual(certificate.spec.issuerRef, { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+    const volume = (kind(r, 'Deployment').spec.template.spec.volumes as Obj[]).find((v) => v.name === 'tls')!;
+    assert.equal(volume.secret.secretName, certificate.spec.secretName);
+    assert.equal(certificate.spec.secretName, 'edge-kubeproxy-tls');
+
+    const named = kind(await render([CERT_MANAGER, { tls: { secretName: 'www-tls', certManager: { dnsNames: ['www.example.com'], issuerRef: { kind: 'Issuer' } } } }]), 'Certificate');
+    assert.deepEqual([named.spec.secretName, named.spec.dnsNames, named.spec.issuerRef.kind], ['www-tls', ['www.example.com'], 'Issuer']);
+    assert.match(await helmNotes([CERT_MANAGER]), /https:\/\//);
+  });
+
+  for (const [what, values, message] of [
+    ['tls.enabled without a Secret or cert-manager', { tls: { enabled: true } }, /tls\.enabled needs tls\.secretName \(a kubernetes\.io\/tls Secret\) or tls\.certManager\.enabled/],
+    ['cert-manager without an issuer', { tls: { enabled: true, certManager: { enabled: true } } }, /tls\.certManager\.enabled needs tls\.certManager\.issuerRef\.name/],
+  ] as Array<[string, Obj, RegExp]>) {
+    it(`rendering fails with a clear message for ${what}`, async () => {
+      await assert.rejects(render([values]), (err: Error) => err instanceof HelmError && message.test(err.message));
+    });
+  }
+
+  for (const [what, values, message] of [
+    ['a Secret name Kubernetes does not accept', { tls: { secretName: 'Edge_TLS' } }, /at '\/tls\/secretName': 'Edge_TLS' does not match/],
+    ['a misspelt tls key', { tls: { secret: 'edge-tls' } }, /additional properties 'secret' not allowed/],
+    ['an HTTPS Service port above 65535', { service: { httpsPort: 70000 } }, /at '\/service\/httpsPort': maximum/],
+  ] as Array<[string, Obj, RegExp]>) {
+    it(`helm install refuses ${what}`, async () => {
+      await assert.rejects(render([values]), (err: Error) => err instanceof HelmError && /values don't meet the specifications of the schema/.test(err.message) && message.test(err.message));
+    });
+  }
 });

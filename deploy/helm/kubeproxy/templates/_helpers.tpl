@@ -85,7 +85,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The config file the pods read: .Values.config, plus proxy.admin.tokenFile when a token Secret is mounted and the Redis URL's reference when the shared cache tier is on. */}}
+{{/* The config file the pods read: .Values.config, plus proxy.admin.tokenFile when a token Secret is mounted, the Redis URL's reference when the shared cache tier is on, and proxy.tls with tls.enabled. */}}
 {{- define "kubeproxy.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- if include "kubeproxy.adminTokenSecret" . -}}
@@ -107,7 +107,53 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $cache "shared" $shared -}}
 {{- $_ := set $proxy "cache" $cache -}}
 {{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- /* proxy.tls: port 8443 and the mounted pair; other proxy.tls keys of config (minVersion, redirectHttp) stay. */ -}}
+{{- $proxy := get $config "proxy" -}}
+{{- $tls := default (dict) (get $proxy "tls") -}}
+{{- $_ := set $tls "listen" (dict "address" (dig "listen" "address" "0.0.0.0" $proxy) "port" (include "kubeproxy.tlsPort" . | int)) -}}
+{{- $dir := include "kubeproxy.tlsDir" . -}}
+{{- $_ := set $tls "certificates" (list (dict "cert" (printf "%s/tls.crt" $dir) "key" (printf "%s/tls.key" $dir))) -}}
+{{- $_ := set $proxy "tls" $tls -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* The HTTPS container port (tls.enabled). */}}
+{{- define "kubeproxy.tlsPort" -}}
+8443
+{{- end -}}
+
+{{/* Where the TLS Secret is mounted: a directory, never subPath, so a renewal (the kubelet's ..data swap) reaches the proxy. */}}
+{{- define "kubeproxy.tlsDir" -}}
+/var/run/kubeproxy/tls
+{{- end -}}
+
+{{/* The TLS Secret: tls.secretName, or the one the chart's cert-manager Certificate writes. Fails when tls.enabled has neither. */}}
+{{- define "kubeproxy.tlsSecret" -}}
+{{- if .Values.tls.secretName -}}
+{{- .Values.tls.secretName -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "kubeproxy.fullname" .) -}}
+{{- else -}}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret) or tls.certManager.enabled" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The names the cert-manager Certificate covers: tls.certManager.dnsNames, else every domain of config.proxy.services; one per line. */}}
+{{- define "kubeproxy.tlsDnsNames" -}}
+{{- $names := list -}}
+{{- if .Values.tls.certManager.dnsNames -}}
+{{- $names = .Values.tls.certManager.dnsNames -}}
+{{- else -}}
+{{- range (dig "proxy" "services" (list) .Values.config) -}}
+{{- if kindIs "map" . -}}
+{{- with .domain }}{{ $names = append $names . }}{{ end -}}
+{{- range (default (list) .domains) }}{{ $names = append $names . }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- uniq $names | join "\n" -}}
 {{- end -}}
 
 {{/* "true" when a service finds its instances through the Kubernetes API (EndpointSlices): the pod then needs a token and RBAC. */}}
