@@ -1,6 +1,7 @@
 /**
- * YAML text → validated, frozen Config, or a ConfigError listing every problem as
- * `path: message` (e.g. `proxy.services[1].hosts[0].port: expected integer 1-65535, got "abc"`).
+ * YAML text (JSON included, read by JSON.parse: config/json.ts) → validated, frozen Config, or a
+ * ConfigError listing every problem as `path: message` (e.g.
+ * `proxy.services[1].hosts[0].port: expected integer 1-65535, got "abc"`).
  * Values echoed in messages are cut to ECHO_MAX characters, so a wrong file (a binary, a log)
  * gives a readable answer, not its own content back. `proxy.admin.tokenFile` is read here, at
  * every load and reload, into `proxy.admin.token`.
@@ -10,7 +11,9 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { readCertificatePair } from './certificates.ts';
+import { parseJsonConfig } from './json.ts';
 import { BEARER_TOKEN, configSchema, type Config, type TlsConfig } from './schema.ts';
+import { loadUpstreamCas } from './upstream-ca.ts';
 import { show } from './units.ts';
 
 export class ConfigError extends Error {
@@ -40,6 +43,8 @@ const YAML_ERRORS_MAX = 10;
 
 export function parseConfig(text: string, source = '<config>'): Config {
   if (text.trim() === '') throw new ConfigError(['the file is empty: expected a mapping with a "proxy" key'], source);
+  const json = parseJsonConfig(text);
+  if (json !== undefined) return validateConfig(json, source);
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const shown = doc.errors.slice(0, YAML_ERRORS_MAX).map((e) => yamlProblem(e.message, e.linePos?.[0]));
@@ -73,6 +78,8 @@ export function validateConfig(raw: unknown, source = '<config>'): Config {
   if (admin.tokenFile !== undefined) admin.token = readToken(admin.tokenFile, source);
   const tls = result.data.proxy.tls;
   if (tls !== undefined) checkCertificates(tls, source);
+  const caProblems = loadUpstreamCas(result.data.proxy.services, source.startsWith('<') ? process.cwd() : dirname(source));
+  if (caProblems.length > 0) throw new ConfigError(caProblems, source);
   return deepFreeze(result.data);
 }
 

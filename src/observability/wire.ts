@@ -127,7 +127,9 @@ export class Observability {
       metrics.beforeScrape(() => this.collect()),
     );
     this.unsubscribe.push(runtime.listener.onRefused(this.refused));
-    this.apply(config);
+    // The first config's series are made by the first scrape (collect), exported at 0 from then
+    // on as before: made here, they would delay the first request (~0.15 s at 5,000 services).
+    this.apply(config, false);
     metrics.configLoaded();
   }
 
@@ -174,7 +176,7 @@ export class Observability {
     this.exported.clear();
   }
 
-  private apply(config: Config): void {
+  private apply(config: Config, sync = true): void {
     const { metrics: m, accessLog } = config.proxy;
     this.metricsOn = m.enabled;
     if (!accessLog.enabled) {
@@ -186,7 +188,7 @@ export class Observability {
       if (this.access === undefined) this.access = new AccessLog(settings);
       else this.access.configure(settings);
     }
-    if (this.metricsOn) this.syncSeries();
+    if (this.metricsOn && sync) this.syncSeries();
   }
 
   // ---- hot path -------------------------------------------------------------------------------
