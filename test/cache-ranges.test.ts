@@ -235,6 +235,17 @@ test('an object over maxObjectSize: the first range gets the full 200, later ran
   assert.deepEqual(s.sentRanges('/private'), [undefined, 'bytes=0-9', undefined]);
 });
 
+test('a range request with Authorization or no-store goes to the origin with its Range, and gets its 206', async (t) => {
+  const s = await setup(t);
+  const auth = await s.get('/big', { headers: { range: 'bytes=0-9', authorization: 'Bearer t' } });
+  assert.equal(auth.status, 206);
+  assert.equal(auth.headers['content-range'], 'bytes 0-9/5000');
+  const noStore = await s.get('/big', { headers: { range: 'bytes=10-19', 'cache-control': 'no-store' } });
+  assert.equal(noStore.status, 206);
+  assert.equal(noStore.headers['content-range'], 'bytes 10-19/5000');
+  assert.deepEqual(s.sentRanges('/big'), ['bytes=0-9', 'bytes=10-19']);
+});
+
 describe('ranges from the cache over HTTP/1.1 and HTTP/2', () => {
   let dir: ReturnType<typeof certDir>;
   let origin: Origin;

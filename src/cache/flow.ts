@@ -54,8 +54,9 @@
  *    that response is storable and declares a Content-Length (so at most maxObjectSize), it is
  *    taken: stored, then the range is cut from it. Otherwise the client gets the full 200 as it
  *    streams (§14.2 lets a server ignore Range); nothing is cut from a stream. A key whose last
- *    answer could not be stored (the uncollapsible mark: too large, private, a 206...) sends the
- *    client's Range on: the origin's 206 is passed through; only a 200 to it is stored.
+ *    answer could not be stored (the uncollapsible mark: too large, private, a 206...), and a
+ *    request with no-store or Authorization, send the client's Range on: the origin's 206 is
+ *    passed through; only a 200 to it is stored.
  */
 import type { RequestCache, RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
@@ -367,8 +368,7 @@ export class CacheFlow implements RequestCache {
       this.ctx.upstream = this.upstream;
       return 'miss';
     }
-    // A key whose answers are not stored gains nothing from the full response: the Range goes on.
-    const full = this.range === undefined || !this.layer.isUncollapsible(this.key);
+    const full = this.range === undefined || this.mayStoreRangeMiss();
     this.sentRange = !full;
     this.ctx.upstream = this.withoutClientConditionals(full);
     return 'miss';
@@ -384,6 +384,17 @@ export class CacheFlow implements RequestCache {
     this.requestTime = this.layer.now();
     this.ctx.upstream = { method: 'GET', path: this.upstream.path, headers, body: null };
     return 'revalidate';
+  }
+
+  /**
+   * Whether a Range request's miss is worth the full response: not when the key's last answer
+   * could not be stored (the uncollapsible mark), nor when the request itself makes storing
+   * unlikely (no-store; Authorization, which only public / s-maxage / must-revalidate overrule).
+   * Then the Range goes on and the origin's 206 passes through.
+   */
+  private mayStoreRangeMiss(): boolean {
+    if (this.layer.isUncollapsible(this.key) || this.requestDirectives().noStore) return false;
+    return !hasHeader(this.reqHeaders, 'authorization');
   }
 
   /** Nothing usable and forwarding is forbidden (only-if-cached): RFC 9111 §5.2.1.7. */
