@@ -1,11 +1,13 @@
 /**
  * A config of thousands of services, as a cluster-wide ingress has: the proxy starts from it and
- * routes each Host to its own service. (Memory and start time are measured by
+ * routes each Host to its own service. It starts from JSON (the helper writes JSON, read by
+ * config/json.ts) and reloads from YAML. (Memory and start time are measured by
  * `npm run bench -- --scale`, not asserted here.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnProxy, type ChildProxy } from './helpers/child.ts';
+import { stringify } from 'yaml';
+import { configText, spawnProxy, type ChildProxy } from './helpers/child.ts';
 import { request } from './helpers/http.ts';
 import { namedOrigin, type Origin } from './helpers/origin.ts';
 
@@ -15,16 +17,17 @@ let a: Origin;
 let b: Origin;
 let proxy: ChildProxy;
 
+const services = (domainOf = (i: number) => `svc-${i}.example.test`) =>
+  Array.from({ length: SERVICES }, (_, i) => ({
+    name: `svc-${i}`,
+    domain: domainOf(i),
+    loadBalancer: 'round-robin',
+    hosts: [{ port: a.port }, { port: b.port }],
+  }));
+
 before(async () => {
   [a, b] = await Promise.all([namedOrigin('a'), namedOrigin('b')]);
-  proxy = await spawnProxy({
-    services: Array.from({ length: SERVICES }, (_, i) => ({
-      name: `svc-${i}`,
-      domain: `svc-${i}.example.test`,
-      loadBalancer: 'round-robin',
-      hosts: [{ port: a.port }, { port: b.port }],
-    })),
-  });
+  proxy = await spawnProxy({ services: services() });
 });
 
 after(async () => {
@@ -49,4 +52,16 @@ test('each service of a large config balances over both of its instances', async
 test('a Host that no service of a large config names is still refused', async () => {
   const r = await request(proxy.port, { host: `svc-${SERVICES}.example.test` });
   assert.equal(r.status, 421);
+});
+
+test('the same 5,000 services written as YAML are read on a reload: a renamed domain routes from then on', async () => {
+  const renamed = services((i) => (i === SERVICES - 1 ? 'renamed.example.test' : `svc-${i}.example.test`));
+  const yaml = stringify(JSON.parse(configText({ services: renamed })));
+  assert.ok(!yaml.trimStart().startsWith('{'), 'the reloaded file is block YAML, not JSON');
+  const from = proxy.logs.length;
+  await proxy.writeConfig(yaml);
+  await proxy.waitForLog((l) => l.msg === 'config reloaded', from, 60_000);
+  assert.equal((await request(proxy.port, { host: 'renamed.example.test' })).status, 200);
+  assert.equal((await request(proxy.port, { host: `svc-${SERVICES - 1}.example.test` })).status, 421);
+  assert.equal((await request(proxy.port, { host: 'svc-0.example.test' })).status, 200);
 });
