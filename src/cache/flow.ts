@@ -198,7 +198,7 @@ export class CacheFlow implements RequestCache {
   private clientConditional = false;
   /** A GET's Range and If-Range (range.ts); undefined without Range. */
   private range: RangeFields | undefined;
-  /** The client's Range went upstream (the key's answers are not storable): only a 200 is stored. */
+  /** The client's Range went upstream (mayStoreRangeMiss said no): only a 200 to it is stored. */
   private sentRange = false;
   private requestTime = 0;
   private responseTime = 0;
