@@ -356,6 +356,7 @@ export class Runtime implements PipelineHost, AdminHost {
     await this.admin?.close();
     await this.observability.close();
     await this.snapshot.plugins?.close();
+    this.cache.close();
     log.info('stopped');
   }
 }

@@ -33,6 +33,8 @@ export interface StatusSource {
   readonly live: Pick<LiveStatus, 'window' | 'lastError' | 'ejection' | 'config'>;
   /** State-changing admin requests served, by route (cache purges). */
   readonly admin: { served(route: string): number } | undefined;
+  /** The shared cache tier (proxy.cache.shared), when there is one. */
+  readonly cache?: { sharedStatus(): unknown };
 }
 
 export function proxyStatus(source: StatusSource): unknown {
@@ -90,7 +92,13 @@ function cacheStatus(source: StatusSource, window: WindowCounts): unknown {
     ...source.observability.cacheStatus(),
     purges: source.admin?.served('POST /cache/purge') ?? 0,
     lastMinute: { lookups: window.cacheLookups, served: window.cacheServed, hitRatio: summarize(window).cacheHitRatio },
+    // Breaker state, lookups and writes of the shared tier, its last error (shared-tier.ts).
+    ...optionalShared(source.cache?.sharedStatus()),
   };
+}
+
+function optionalShared(shared: unknown): { shared?: unknown } {
+  return shared === undefined ? {} : { shared };
 }
 
 export function instanceState(i: Instance, terminating: ReadonlySet<string>): InstanceState {

@@ -11,9 +11,12 @@
  * client and run on BackgroundExchange (background.ts), a small exchange on forward() that holds
  * an instance slot like any request (upstream/slot.ts).
  *
- * A reload keeps the store unless maxSize or maxObjectSize changed (then it starts empty) or the
- * cache was turned off (memory freed); entries of services removed or opted out (`cache: false`)
- * are purged at once.
+ * A reload keeps the store unless maxSize, maxObjectSize or the shared tier's settings changed
+ * (then it starts empty) or the cache was turned off (memory freed); entries of services removed
+ * or opted out (`cache: false`) are purged at once.
+ *
+ * With `proxy.cache.shared` the store is a TieredStore (tiered-store.ts): this memory first, then
+ * Redis, shared by every replica and worker (shared-tier.ts opens it; `close()` ends it).
  */
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/schema.ts';
@@ -28,8 +31,10 @@ import { Collapser } from './collapse.ts';
 import { removeHeaders } from './headers.ts';
 import { cacheKey, normalizeAuthority, servicePrefix, splitAbsoluteTarget } from './key.ts';
 import { MemoryStore } from './memory-store.ts';
+import { openSharedTier, sharedSignature, type SharedTier, type SharedTierStatus } from './shared-tier.ts';
 import { conditionalRequestHeaders, type PolicyOptions } from './policy.ts';
 import { BackgroundRefresh } from './revalidate.ts';
+import { TieredStore } from './tiered-store.ts';
 import { ZeroTtlCheck } from './zero-ttl.ts';
 import { isPromise, type CacheEntry, type CacheStats, type CacheStore, type MaybePromise } from './store.ts';
 
@@ -70,6 +75,8 @@ export class CacheLayer {
   private cachedServices = new Set<string>();
   /** Evictions of stores replaced by a reload, so `stats().evictions` never goes back. */
   private evictionsBefore = 0;
+  /** The shared tier while proxy.cache.shared is set (and the cache on). */
+  private shared: SharedTier | undefined;
 
   constructor(
     readonly host: CacheHost,
@@ -90,13 +97,17 @@ export class CacheLayer {
     this.zeroTtl = new ZeroTtlCheck(config.targetedFields, this.maxObjectSize);
     this.collapseTimeout = config.collapseTimeout;
     const usable = config.enabled && config.maxSize > 0 && config.maxObjectSize > 0;
-    const limits = usable ? `${config.maxSize}/${config.maxObjectSize}` : '';
+    const limits = usable ? `${config.maxSize}/${config.maxObjectSize}/${sharedSignature(config.shared, this.maxObjectSize)}` : '';
     if (limits !== this.storeLimits || (usable && this.store === undefined)) {
       if (this.store !== undefined) {
         const old = this.store.stats();
         if (!isPromise(old)) this.evictionsBefore += old.evictions;
       }
-      this.store = usable ? new MemoryStore({ maxSize: config.maxSize, maxObjectSize: config.maxObjectSize, now: () => this.now() }) : undefined;
+      this.shared?.close();
+      this.shared = undefined;
+      const memory = usable ? new MemoryStore({ maxSize: config.maxSize, maxObjectSize: config.maxObjectSize, now: () => this.now() }) : undefined;
+      if (memory !== undefined && config.shared !== undefined) this.shared = openSharedTier(config.shared, memory, () => this.now());
+      this.store = this.shared?.store ?? memory;
       this.storeLimits = limits;
     }
     const cached = new Set<string>();
@@ -157,7 +168,21 @@ export class CacheLayer {
     return isPromise(s) ? s.then(add) : add(s);
   }
 
-  /** Removes every entry of `service`; returns the number of variants removed. */
+  /** The shared tier's state for /status; undefined without one. */
+  sharedStatus(): SharedTierStatus | undefined {
+    return this.shared?.status();
+  }
+
+  /** Ends the shared tier's connections (shutdown). */
+  close(): void {
+    this.shared?.close();
+    this.shared = undefined;
+  }
+
+  /**
+   * Removes every entry of `service`; returns the number of variants removed. With a shared tier,
+   * rejects when Redis did not answer (this process's memory is purged all the same).
+   */
   async purgeService(service: string): Promise<number> {
     const store = this.store;
     if (store === undefined) return 0;
@@ -167,7 +192,8 @@ export class CacheLayer {
   /**
    * Removes every variant stored for `url` (absolute http(s) URL, path and query as the clients
    * send them) under `service`, for both schemes: whether a request counted as https depends on
-   * the X-Forwarded-Proto of a trusted peer, which a purge cannot know.
+   * the X-Forwarded-Proto of a trusted peer, which a purge cannot know. With a shared tier,
+   * rejects when Redis did not answer.
    */
   async purgeUrl(service: string, url: string): Promise<number> {
     const store = this.store;
@@ -182,7 +208,9 @@ export class CacheLayer {
       if (key === undefined) continue;
       const obj = await store.get(key);
       if (obj !== undefined) removed += obj.variants.length;
-      await store.delete(key);
+      // The tiered store's own delete never fails a request; a purge must say when Redis did not answer.
+      if (store instanceof TieredStore) await store.deleteShared(key);
+      else await store.delete(key);
     }
     return removed;
   }

@@ -11,6 +11,11 @@
  * percent-encoded when it has a query with `&` (`curl --get --data-urlencode url=... -X POST`),
  * otherwise its query would be cut at the first `&`: a parameter other than url/service is
  * refused with a message saying so.
+ *
+ * With a shared tier (proxy.cache.shared) a purge removes the entries from Redis and tells every
+ * other process to drop its memory copies (invalidation-bus.ts). When Redis does not answer, the
+ * purge answers 503 saying so: this process's memory is purged, and the Redis delete is replayed
+ * once Redis answers again (tiered-store.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { json, type AdminServer } from '../admin/server.ts';
@@ -46,8 +51,9 @@ async function purge(host: PurgeHost, req: IncomingMessage, res: ServerResponse,
     const name = service[0]!;
     if (name === '') return fail(res, 400, 'service is empty: give service=<name>');
     if (!snapshot.services.has(name)) return fail(res, 404, `no service named "${name}" is configured`);
-    const removed = await host.cache.purgeService(name);
-    return json(res, 200, { service: name, removed });
+    const removed = await shared(res, host.cache.purgeService(name));
+    if (removed !== undefined) json(res, 200, { service: name, removed });
+    return;
   }
   const raw = target[0]!;
   const parts = splitAbsoluteTarget(raw);
@@ -56,8 +62,18 @@ async function purge(host: PurgeHost, req: IncomingMessage, res: ServerResponse,
   if (hostName === undefined) return fail(res, 400, `url has an invalid host ${JSON.stringify(parts.authority.slice(0, 200))}`);
   const routed = snapshot.router.match(hostName);
   if (routed === undefined) return fail(res, 404, `no service is configured for host "${hostName}"`);
-  const removed = await host.cache.purgeUrl(routed.name, raw);
-  json(res, 200, { service: routed.name, url: raw, removed });
+  const removed = await shared(res, host.cache.purgeUrl(routed.name, raw));
+  if (removed !== undefined) json(res, 200, { service: routed.name, url: raw, removed });
+}
+
+/** The purge's count, or undefined once a 503 said that the shared tier did not answer. */
+async function shared(res: ServerResponse, purge: Promise<number>): Promise<number | undefined> {
+  try {
+    return await purge;
+  } catch (err) {
+    fail(res, 503, `the shared cache did not answer (${(err as Error).message}): this process's memory was purged; the shared delete is retried when it answers`);
+    return undefined;
+  }
 }
 
 function fail(res: ServerResponse, status: number, message: string): void {

@@ -223,6 +223,35 @@ const pluginEntry = z.strictObject({
 });
 export type PluginConfig = z.output<typeof pluginEntry>;
 
+/**
+ * How a service's instances are spoken to (upstream/instance.ts): `http1` HTTP/1.1 (the default),
+ * `h2c` HTTP/2 without TLS (prior knowledge, RFC 9113 §3.3), `https` HTTP/1.1 over TLS, `h2`
+ * HTTP/2 over TLS (ALPN h2).
+ */
+export const UPSTREAM_PROTOCOLS = ['http1', 'h2c', 'https', 'h2'] as const;
+export type UpstreamProtocol = (typeof UPSTREAM_PROTOCOLS)[number];
+const upstreamProtocol = z.enum(UPSTREAM_PROTOCOLS, {
+  error: (iss) => `expected one of ${UPSTREAM_PROTOCOLS.map((p) => `"${p}"`).join(', ')}, got ${show(iss.input)}`,
+});
+
+/**
+ * TLS to the instances of an `https` or `h2` service. `ca` (PEM, relative to the config file,
+ * read at every load and reload by config/load.ts) replaces the system's CAs; `serverName` is the
+ * name sent by SNI and checked in the certificate (default: the instance's address, so an IP
+ * address must be in the certificate); `verify: false` accepts any certificate.
+ */
+const upstreamTls = z.strictObject({
+  ca: z.string().min(1, { error: 'expected a file path, got ""' }).optional(),
+  serverName: z
+    .string()
+    .refine((v) => /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/.test(v), {
+      error: (iss) => `expected a host name like "api.internal", got ${show(iss.input)}`,
+    })
+    .optional(),
+  verify: z.boolean().default(true),
+});
+export type UpstreamTlsConfig = z.output<typeof upstreamTls>;
+
 const serviceSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
@@ -245,8 +274,14 @@ const serviceSchema = z
     upstreamHost: z.string().optional(),
     /** Run after the proxy-level plugins; their onRequest runs after routing, before the cache key. */
     plugins: z.array(pluginEntry).default([]),
+    /** Default http1 (left out of the parsed config so that services built in code need not name it). */
+    protocol: upstreamProtocol.optional(),
+    tls: upstreamTls.optional(),
   })
   .superRefine((s, ctx) => {
+    if (s.tls !== undefined && s.protocol !== 'https' && s.protocol !== 'h2') {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: `only for protocol "https" or "h2" (protocol is "${s.protocol ?? 'http1'}")` });
+    }
     if (!s.domain && s.domains.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['domain'], message: 'is required (or give "domains")' });
     }
@@ -276,6 +311,63 @@ const tlsListener = z.strictObject({
   /** The plain listener answers every request with a 308 to the same URL over https. */
   redirectHttp: z.boolean().default(false),
 });
+
+// ---- proxy.cache.shared (issue 15) ---------------------------------------------------------
+
+/** A redis:// or rediss:// URL, or the message saying why not (the password is never echoed). */
+export function checkRedisUrl(v: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return `expected a URL like "redis://redis:6379" or "rediss://user:password@host:6380/0", got ${v.includes('@') ? 'a value that does not parse' : show(v)}`;
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `expected the scheme redis:// or rediss:// (TLS), got "${u.protocol}//"`;
+  if (u.hostname === '') return 'expected a host, as in "redis://redis:6379"';
+  if (u.pathname !== '' && u.pathname !== '/' && !/^\/(\d|[1-9]\d{1,3})$/.test(u.pathname)) return `expected a database number as the path ("/0"), got ${show(u.pathname)}`;
+  if (u.search !== '' || u.hash !== '') return 'expected no query or fragment';
+  return undefined;
+}
+
+const redisTier = z
+  .strictObject({
+    /** The server; give this or `urlEnv`. */
+    url: z.string().optional(),
+    /** The name of an environment variable holding the URL (the Helm chart passes it from a Secret). */
+    urlEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: (iss) => `expected an environment variable name like "REDIS_URL", got ${show(iss.input)}` }).optional(),
+    /** Prefix of every key and of the invalidation channel: proxies sharing a prefix share entries. */
+    keyPrefix: z.string().min(1, { error: 'expected a prefix like "kubeproxy:", got ""' }).max(200).default('kubeproxy:'),
+    /** Longest wait for Redis on a lookup; then the request goes on as a miss. */
+    timeout: duration('50ms'),
+    /** Longest time an entry is kept in Redis, whatever its freshness. */
+    maxTtl: duration('24h'),
+    /** After `failures` errors or timeouts in a row Redis is skipped for `cooldown`, then tried again. */
+    breaker: z.strictObject({ failures: intIn(1, 1000).default(5), cooldown: duration('5s') }).prefault({}),
+  })
+  .transform((r, ctx) => {
+    if ((r.url === undefined) === (r.urlEnv === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'give exactly one of url or urlEnv' });
+      return z.NEVER;
+    }
+    const url = r.url ?? process.env[r.urlEnv!] ?? '';
+    const path = r.url === undefined ? 'urlEnv' : 'url';
+    const problem = url === '' ? `environment variable ${r.urlEnv} is not set` : checkRedisUrl(url);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [path], message: r.url === undefined && url !== '' ? `environment variable ${r.urlEnv}: ${problem}` : problem });
+      return z.NEVER;
+    }
+    if (r.timeout <= 0) {
+      ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'expected a duration above 0 (a lookup must never wait for Redis unbounded)' });
+      return z.NEVER;
+    }
+    if (r.maxTtl < 1000) {
+      ctx.addIssue({ code: 'custom', path: ['maxTtl'], message: 'expected at least "1s"' });
+      return z.NEVER;
+    }
+    return { ...r, url };
+  });
+
+const sharedCache = z.strictObject({ redis: redisTier });
 
 const proxySchema = z
   .strictObject({
@@ -339,6 +431,8 @@ const proxySchema = z
          * §4.2.4), unless it forbids it; an explicit stale-if-error replaces this. 0: off.
          */
         staleOnError: duration('1h'),
+        /** A second tier in Redis or Valkey behind the memory one, shared by every replica and worker (cache/tiered-store.ts). */
+        shared: sharedCache.optional(),
       })
       .prefault({}),
     metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),

@@ -232,8 +232,16 @@ export interface ProxyMetrics {
   pluginError(plugin: string, hook: string): void;
   /** A client's TLS handshake failed; `reason` is one of a bounded set (server/tls.ts). */
   tlsHandshakeError(reason: string): void;
+  /** A client connection closed at accept, client.maxConnections reached; `listener`: http (plain port) or https (TLS port). */
+  connectionRefused(listener: 'http' | 'https'): void;
   /** An HTTP/2 session was cut off for abuse; `reason` is rapid_reset or flood (server/h2-front.ts). */
   http2SessionCut(reason: string): void;
+  /** The shared cache tier (cache/tiered-store.ts): one lookup, one background write, one invalidation message. */
+  sharedCacheLookup(result: 'hit' | 'miss' | 'error' | 'timeout' | 'skipped'): void;
+  sharedCacheWrite(result: 'ok' | 'error' | 'timeout' | 'skipped'): void;
+  sharedCacheInvalidation(direction: 'sent' | 'received'): void;
+  /** The shared tier's breaker: 1 closed (in use), 0 open or probing; undefined: no shared tier (series removed). */
+  setSharedCacheUp(up: boolean | undefined): void;
   /**
    * Runs `fn` at the start of every `metricsText()`, before the exposition is
    * built: gauges read from state (in-flight, connections, pool use, health,
@@ -647,10 +655,43 @@ function declareFamily(registry: Registry) {
       labelNames: ['reason'] as const,
       registers,
     }),
+    connectionsRefused: new Counter({
+      name: 'kubeproxy_connections_refused_total',
+      help: 'Client connections closed as soon as accepted because proxy.client.maxConnections was reached, by listener (http: the plain port, https: the TLS port).',
+      labelNames: ['listener'] as const,
+      registers,
+    }),
     discoveryErrors: new CellCounter({
       name: 'kubeproxy_discovery_errors_total',
       help: 'Service discovery (endpoint resolution) failures.',
       labelNames: ['service'] as const,
+      registers,
+    }),
+    // The shared cache tier (proxy.cache.shared): exported only once a tier is configured.
+    sharedCacheLookups: new Counter({
+      name: 'kubeproxy_cache_shared_lookups_total',
+      help: 'Lookups in the shared cache tier after a memory miss, by result (hit, miss, error, timeout, skipped: breaker open).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    sharedCacheWrites: new Counter({
+      name: 'kubeproxy_cache_shared_writes_total',
+      help: 'Background writes to the shared cache tier, by result (ok, error, timeout, skipped: breaker open or too many in flight).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    sharedCacheInvalidations: new Counter({
+      name: 'kubeproxy_cache_shared_invalidations_total',
+      help: 'Invalidation messages between proxy processes, by direction (sent, received).',
+      labelNames: ['direction'] as const,
+      registers,
+    }),
+    sharedCacheUp: new Gauge({
+      name: 'kubeproxy_cache_shared_up',
+      help: 'Whether the shared cache tier is in use (1) or skipped by its circuit breaker (0), by store (redis).',
+      labelNames: ['store'] as const,
+      // Cluster mode: 0 when any worker skips it.
+      aggregator: 'min',
       registers,
     }),
   };
@@ -981,8 +1022,24 @@ export function createMetrics(options: CreateMetricsOptions = {}): ProxyMetrics 
     tlsHandshakeError(reason: string): void {
       f.tlsHandshakeErrors.inc({ reason });
     },
+    connectionRefused(listener: 'http' | 'https'): void {
+      f.connectionsRefused.inc({ listener });
+    },
     http2SessionCut(reason: string): void {
       f.http2SessionsCut.inc({ reason });
+    },
+    sharedCacheLookup(result): void {
+      f.sharedCacheLookups.inc({ result });
+    },
+    sharedCacheWrite(result): void {
+      f.sharedCacheWrites.inc({ result });
+    },
+    sharedCacheInvalidation(direction): void {
+      f.sharedCacheInvalidations.inc({ direction });
+    },
+    setSharedCacheUp(up: boolean | undefined): void {
+      if (up === undefined) f.sharedCacheUp.remove({ store: 'redis' });
+      else f.sharedCacheUp.set({ store: 'redis' }, up ? 1 : 0);
     },
     beforeScrape(fn: () => void | Promise<void>): () => void {
       scrapeHooks.push(fn);

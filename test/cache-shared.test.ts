@@ -1,0 +1,181 @@
+/**
+ * The shared cache tier (proxy.cache.shared.redis, issue 15): two real `kubeproxy` processes and
+ * one origin, with a real redis-server. What one process stores is a hit for the other; Vary
+ * variants, revalidation and invalidations (unsafe methods, purges) reach both; Redis killed or
+ * frozen under load never fails a request, and is used again once back; `workers: 2` share it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
+import { cacheStatus, keyOf } from './helpers/cache.ts';
+import { spawnProxy, type ChildProxy, type ProxyBlock } from './helpers/child.ts';
+import { request, type Reply } from './helpers/http.ts';
+import { until } from './helpers/load.ts';
+import { scrape } from './helpers/metrics.ts';
+import { startOrigin, type Origin } from './helpers/origin.ts';
+import { startRedis, type TestRedis } from './helpers/redis.ts';
+
+const TOKEN = 'shared-cache-token';
+const PREFIX = 'e2e:';
+const BIG = 300 * 1024;
+
+let redis: TestRedis;
+let client: Redis;
+let origin: Origin;
+let a: ChildProxy;
+let b: ChildProxy;
+/** Origin requests by path. */
+const hits = new Map<string, number>();
+/** The If-None-Match of each origin request, by path. */
+const conditionals = new Map<string, string[]>();
+
+function handler(req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  const path = req.url ?? '/';
+  const n = (hits.get(path) ?? 0) + 1;
+  hits.set(path, n);
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) conditionals.set(path, [...(conditionals.get(path) ?? []), String(inm)]);
+  if (req.method !== 'GET') {
+    res.writeHead(204);
+    return void res.end();
+  }
+  if (path.startsWith('/vary')) {
+    res.writeHead(200, { 'cache-control': 'public, max-age=600', vary: 'accept-language' });
+    return void res.end(`${path} in ${req.headers['accept-language'] ?? 'none'}`);
+  }
+  if (path.startsWith('/big')) {
+    res.writeHead(200, { 'cache-control': 'public, max-age=600', 'content-length': BIG });
+    return void res.end(Buffer.alloc(BIG, 0x62));
+  }
+  if (path.startsWith('/etag')) {
+    // Stored, but stale at once: every lookup revalidates.
+    if (inm === '"v1"') {
+      res.writeHead(304, { etag: '"v1"', 'cache-control': 'public, max-age=0' });
+      return void res.end();
+    }
+    res.writeHead(200, { etag: '"v1"', 'cache-control': 'public, max-age=0' });
+    return void res.end(`${path} v1`);
+  }
+  res.writeHead(200, { 'cache-control': 'public, max-age=600' });
+  res.end(`${path} #${n}`);
+}
+
+function config(extra: Partial<ProxyBlock> = {}): ProxyBlock {
+  return {
+    admin: { address: '127.0.0.1', port: 0, token: TOKEN },
+    cache: { shared: { redis: { url: redis.url, keyPrefix: PREFIX, timeout: '250ms', breaker: { failures: 3, cooldown: '300ms' } } } },
+    services: [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }],
+    ...extra,
+  };
+}
+
+const get = (p: ChildProxy, path: string, headers: Record<string, string> = {}): Promise<Reply> =>
+  request(p.port, { host: 'web.test', path, headers });
+
+/** Resolves once the shared tier holds `path` (the background write landed). */
+const inRedis = (path: string): Promise<void> =>
+  until(async () => (await client.exists(`${PREFIX}m:${keyOf('web', 'web.test', path)}`)) === 1, `${path} in redis`);
+
+async function sharedStatus(p: ChildProxy): Promise<Record<string, any>> {
+  const r = await request(p.adminPort, { path: '/status' });
+  return (JSON.parse(r.text) as { cache: { shared: Record<string, any> } }).cache.shared;
+}
+
+before(async () => {
+  redis = await startRedis();
+  client = redis.client();
+  origin = await startOrigin(handler);
+  [a, b] = await Promise.all([spawnProxy(config()), spawnProxy(config())]);
+});
+
+after(async () => {
+  await Promise.all([a?.cleanup(), b?.cleanup()]);
+  client?.disconnect();
+  await origin?.close();
+  await redis?.stop();
+});
+
+test('a response stored by one proxy process is a hit in the other: one origin request', async () => {
+  const first = await get(a, '/obj/1');
+  assert.equal(first.status, 200);
+  assert.match(cacheStatus(first)!, /fwd=uri-miss; stored/);
+  await inRedis('/obj/1');
+  const second = await get(b, '/obj/1');
+  assert.equal(second.status, 200);
+  assert.equal(second.text, '/obj/1 #1');
+  assert.match(cacheStatus(second)!, /^kubeproxy; hit/);
+  assert.equal(hits.get('/obj/1'), 1);
+  // Now in B's memory too: the next one does not ask Redis.
+  const before = (await sharedStatus(b)).lookups.hit as number;
+  assert.match(cacheStatus(await get(b, '/obj/1'))!, /^kubeproxy; hit/);
+  assert.equal((await sharedStatus(b)).lookups.hit, before);
+});
+
+test('a body larger than one chunk is shared whole, in 64 KiB pieces', async () => {
+  assert.equal((await get(a, '/big')).body.length, BIG);
+  await inRedis('/big');
+  const r = await get(b, '/big');
+  assert.match(cacheStatus(r)!, /^kubeproxy; hit/, JSON.stringify(await sharedStatus(b)));
+  assert.ok(r.body.equals(Buffer.alloc(BIG, 0x62)));
+  assert.equal(hits.get('/big'), 1);
+  const chunks = await client.keys(`${PREFIX}b:*`);
+  assert.ok(chunks.length >= Math.ceil(BIG / 65536), `${chunks.length} chunk keys`);
+  for (const k of chunks) assert.ok((await client.strlen(k)) <= 65536);
+});
+
+test('Vary variants stored by either process are served by both', async () => {
+  const en = { 'accept-language': 'en' };
+  const de = { 'accept-language': 'de' };
+  assert.match(cacheStatus(await get(a, '/vary', en))!, /fwd=uri-miss; stored/);
+  await inRedis('/vary');
+  const received = (await sharedStatus(a)).invalidations.received as number;
+  assert.match(cacheStatus(await get(b, '/vary', de))!, /fwd=vary-miss; stored/);
+  // B's write tells A to drop its copy (one variant): A then reads both from Redis.
+  await until(async () => (await sharedStatus(a)).invalidations.received > received, 'A told of B\'s write');
+  let r = await get(a, '/vary', de);
+  assert.equal(r.text, '/vary in de');
+  assert.match(cacheStatus(r)!, /^kubeproxy; hit/);
+  r = await get(b, '/vary', en);
+  assert.equal(r.text, '/vary in en');
+  assert.match(cacheStatus(r)!, /^kubeproxy; hit/);
+  assert.equal(hits.get('/vary'), 2, 'one origin request per variant');
+});
+
+test('a stale entry stored by one process is revalidated by the other with its validator (304)', async () => {
+  await get(a, '/etag');
+  await inRedis('/etag');
+  const r = await get(b, '/etag');
+  assert.equal(r.status, 200);
+  assert.equal(r.text, '/etag v1');
+  assert.match(cacheStatus(r)!, /fwd=stale; fwd-status=304/);
+  assert.deepEqual(conditionals.get('/etag'), ['"v1"']);
+});
+
+test('an unsafe method on one process invalidates the entry in the other\'s memory', async () => {
+  await get(a, '/obj/post');
+  await inRedis('/obj/post');
+  assert.match(cacheStatus(await get(b, '/obj/post'))!, /^kubeproxy; hit/);
+  const post = await request(a.port, { method: 'POST', host: 'web.test', path: '/obj/post', body: 'x' });
+  assert.equal(post.status, 204);
+  await until(async () => (await client.exists(`${PREFIX}m:${keyOf('web', 'web.test', '/obj/post')}`)) === 0, 'the shared entry deleted');
+  // B dropped its memory copy on A's message: its next lookup goes to the origin.
+  await until(async () => /fwd=uri-miss/.test(cacheStatus(await get(b, '/obj/post'))!), 'B forwarding after the invalidation', 5_000);
+  assert.equal(hits.get('/obj/post'), 3, 'GET, POST, then one GET after the invalidation');
+});
+
+test('a purge on one process\'s admin port removes the entry from the other\'s memory', async () => {
+  await get(a, '/obj/purge');
+  await inRedis('/obj/purge');
+  assert.match(cacheStatus(await get(b, '/obj/purge'))!, /^kubeproxy; hit/);
+  const purge = await request(a.adminPort, {
+    method: 'POST',
+    path: `/cache/purge?url=${encodeURIComponent('http://web.test/obj/purge')}`,
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(purge.status, 200, purge.text);
+  assert.equal(JSON.parse(purge.text).removed, 1);
+  await until(async () => /fwd=uri-miss/.test(cacheStatus(await get(b, '/obj/purge'))!), 'B forwarding after the purge', 5_000);
+  assert.equal(hits.get('/obj/purge'), 2);
+});
