@@ -131,7 +131,10 @@ test('a range request on a miss fetches the full object once, stores it and answ
 
 test('a range past the end is 416 with Content-Range bytes */length; an unknown unit or bad syntax gets the full 200', async (t) => {
   const s = await setup(t);
-  await s.get('/video');
+  const miss = await s.get('/video', { headers: { range: 'items=0-9' } });
+  assert.equal(miss.status, 200, 'a Range to ignore on a miss: the full response streams, and is stored');
+  assert.deepEqual(miss.body, BODY);
+  assert.equal(cacheStatus(miss), 'kubeproxy; fwd=uri-miss; stored');
   for (const range of ['bytes=1000-', 'bytes=5000-6000', 'bytes=-0']) {
     const r = await s.get('/video', { headers: { range } });
     assert.equal(r.status, 416, range);

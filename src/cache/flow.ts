@@ -98,7 +98,7 @@ import {
   type PolicyOptions,
   type ReuseDecision,
 } from './policy.ts';
-import { rangeAnswer, rangeFields, type RangeFields } from './range.ts';
+import { parseRange, rangeAnswer, rangeFields, type RangeFields } from './range.ts';
 import {
   bodyless,
   notModifiedResponseHeaders,
@@ -536,7 +536,7 @@ export class CacheFlow implements RequestCache {
       this.taken = 'answered';
       return 'answer';
     }
-    if (this.range !== undefined && this.fill !== undefined && status === 200 && declaredLength(received) !== undefined) {
+    if (this.range !== undefined && this.fill !== undefined && status === 200 && declaredLength(received) !== undefined && parseRange(this.range.range) !== undefined) {
       // At most maxObjectSize (checked above): read it whole, store it, cut the range from it.
       this.ctx.cacheStatus = cacheStatus(info);
       this.taken = 'range';

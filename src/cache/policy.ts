@@ -44,6 +44,7 @@
  *   storageDeadline(stored, opts?): number
  *   varyKey(varyNames, reqHeaders): string | undefined / normalizeVaryValue(name, value) / selectVariant(object, reqHeaders)
  *   hasValidators(headers) / conditionalRequestHeaders(reqHeaders, stored) / evaluateConditional(method, reqHeaders, stored): 304 | 200
+ *   parseEntityTag(text) / strongMatch(a, b) (If-Range, range.ts)
  *   notModifiedHeaders(storedHeaders, opts?) / notModifiedApplies(storedHeaders, notModified) / updateStoredHeaders(stored, notModified, opts?)
  *   invalidationTargets(method, status, target, resHeaders): RequestTarget[]
  *   cacheStatus(info, cacheName = 'kubeproxy'): string / sfString(value): string
