@@ -7,8 +7,8 @@
  * every load and reload, into `proxy.admin.token`.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { readCertificatePair } from './certificates.ts';
 import { parseJsonConfig } from './json.ts';
@@ -41,11 +41,15 @@ const ECHO_MAX = 80;
 /** YAML syntax errors listed; a file that is not YAML at all would give one per line. */
 const YAML_ERRORS_MAX = 10;
 
+/** `yaml`, loaded by the first config that is not JSON: a JSON config starts without it. */
+let yaml: typeof import('yaml') | undefined;
+const yamlParser = (): typeof import('yaml') => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+
 export function parseConfig(text: string, source = '<config>'): Config {
   if (text.trim() === '') throw new ConfigError(['the file is empty: expected a mapping with a "proxy" key'], source);
   const json = parseJsonConfig(text);
   if (json !== undefined) return validateConfig(json, source);
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = yamlParser().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const shown = doc.errors.slice(0, YAML_ERRORS_MAX).map((e) => yamlProblem(e.message, e.linePos?.[0]));
     const more = doc.errors.length - shown.length;
