@@ -334,3 +334,82 @@ describe('TLS certificate renewal', () => {
     }
   });
 });
+
+describe('TLS port refusals in the metrics', () => {
+  test('connections over maxConnections are counted per listener, a handshake that never starts times out into the metrics, a malformed request over TLS counts like on the plain port', async () => {
+    const dir = certDir();
+    const cert = makeCertificate(dir.dir, 'limit', ['limit.test']);
+    const origin = await startOrigin((_req, res) => res.end('ok'));
+    const proxy = await startProxy({
+      client: { maxConnections: 2, headerTimeout: '1s' },
+      tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: cert.certFile, key: cert.keyFile }] },
+      services: [{ name: 'limit', domain: 'limit.test', hosts: [{ port: origin.port }] }],
+    });
+    const held: Array<{ destroy(): void }> = [];
+    try {
+      const tlsPort = proxy.runtime.tls!.address().port;
+      const counts = async () => {
+        const s = await scrape(proxy.adminPort);
+        return {
+          https: s.get('kubeproxy_connections_refused_total', { listener: 'https' }) ?? 0,
+          http: s.get('kubeproxy_connections_refused_total', { listener: 'http' }) ?? 0,
+          timeout: s.get('kubeproxy_tls_handshake_errors_total', { reason: 'timeout' }) ?? 0,
+          badRequest: s.get('kubeproxy_errors_total', { service: '_unrouted', cause: 'bad_request' }) ?? 0,
+        };
+      };
+      const before = await counts();
+
+      // A TCP connection that never sends a ClientHello: closed after client.headerTimeout, counted.
+      const silent = netConnect(tlsPort, '127.0.0.1');
+      const started = Date.now();
+      await new Promise((resolve) => silent.on('error', () => {}).once('close', resolve));
+      assert.ok(Date.now() - started < 5000, 'closed within a few seconds of headerTimeout');
+
+      // A request with both Content-Length and Transfer-Encoding over TLS: 400, counted as on the plain port.
+      const smuggle = connect({ host: '127.0.0.1', port: tlsPort, servername: 'limit.test', ca: cert.cert, ALPNProtocols: ['http/1.1'] });
+      await once(smuggle, 'secureConnect');
+      smuggle.end('POST / HTTP/1.1\r\nHost: limit.test\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+      let answer = '';
+      for await (const chunk of smuggle) answer += String(chunk);
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+
+      // Two connections held open on each port (the limit); a third is closed as soon as accepted.
+      for (let i = 0; i < 100 && proxy.runtime.tls!.listener.connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 2; i++) {
+        const s = connect({ host: '127.0.0.1', port: tlsPort, servername: 'limit.test', ca: cert.cert });
+        await once(s, 'secureConnect');
+        held.push(s);
+        const p = netConnect(proxy.port, '127.0.0.1');
+        await once(p, 'connect');
+        held.push(p);
+      }
+      const third = connect({ host: '127.0.0.1', port: tlsPort, servername: 'limit.test', ca: cert.cert });
+      // (events.once would reject on the reset this client sees: wait for 'close' alone.)
+      await new Promise((resolve) => third.on('error', () => {}).once('close', resolve));
+      assert.equal(third.authorized, false, 'no handshake took place');
+      const plainThird = netConnect(proxy.port, '127.0.0.1');
+      await new Promise((resolve) => plainThird.on('error', () => {}).once('close', resolve));
+
+      let after = before;
+      for (let i = 0; i < 50; i++) {
+        after = await counts();
+        if (after.https > before.https && after.http > before.http && after.timeout > before.timeout && after.badRequest > before.badRequest) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(
+        { https: after.https - before.https, http: after.http - before.http, timeout: after.timeout - before.timeout, badRequest: after.badRequest - before.badRequest },
+        { https: 1, http: 1, timeout: 1, badRequest: 1 },
+      );
+
+      // Below the limit again, the TLS port serves.
+      for (const s of held.splice(0)) s.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await httpsGet(tlsPort, 'limit.test', '/', { ca: cert.cert })).text, 'ok');
+    } finally {
+      for (const s of held) s.destroy();
+      await proxy.close();
+      await origin.close();
+      dir.cleanup();
+    }
+  });
+});

@@ -74,13 +74,23 @@ export interface CacheStatus {
   hitRatio: number | null;
 }
 
+/** A client listener (server/listener.ts): its open connections and what it refused. */
+interface ObservedListener {
+  readonly name: 'http' | 'https';
+  readonly connections: number;
+  onRefused(fn: (refusal: ProxyError) => void): () => void;
+  onConnectionRefused(fn: () => void): () => void;
+}
+
 /** What the observability wiring subscribes to and reads in the running proxy (Runtime). */
 export interface ObservedProxy {
   readonly snapshot: Snapshot;
   readonly health: Pick<ActiveHealthChecker, 'addListener'>;
   readonly outliers: Pick<OutlierDetector<Instance>, 'addListener'>;
   readonly discovery: Pick<DnsDiscovery, 'onResolve'>;
-  readonly listener: { readonly connections: number; onRefused(fn: (refusal: ProxyError) => void): () => void };
+  readonly listener: ObservedListener;
+  /** The TLS port (proxy.tls), counted like the plain one. */
+  readonly tls?: { readonly listener: ObservedListener } | undefined;
   onRequestEnd(fn: (ctx: RequestContext) => void): void;
   onAttemptEnd(fn: (instance: Instance, service: Service, status: number, failure: ProxyError | undefined) => void): void;
 }
@@ -126,7 +136,14 @@ export class Observability {
       }),
       metrics.beforeScrape(() => this.collect()),
     );
-    this.unsubscribe.push(runtime.listener.onRefused(this.refused));
+    for (const l of runtime.tls === undefined ? [runtime.listener] : [runtime.listener, runtime.tls.listener]) {
+      this.unsubscribe.push(
+        l.onRefused(this.refused),
+        l.onConnectionRefused(() => {
+          if (this.metricsOn && !this.closed) metrics.connectionRefused(l.name);
+        }),
+      );
+    }
     // The first config's series are made by the first scrape (collect), exported at 0 from then
     // on as before: made here, they would delay the first request (~0.15 s at 5,000 services).
     this.apply(config, false);
@@ -330,7 +347,7 @@ export class Observability {
   }
 
   /**
-   * Requests the listener refused never reach the pipeline (server/listener.ts: malformed,
+   * Requests a listener (plain or TLS) refused never reach the pipeline (server/listener.ts: malformed,
    * headers too large or too slow, HTTP/0.9, HTTP/1.0 with Transfer-Encoding, 505, CONNECT).
    * They are counted under `_unrouted`, by the kind they were answered with.
    */
@@ -342,7 +359,7 @@ export class Observability {
 
   private async collect(): Promise<void> {
     if (this.closed || !this.metricsOn) return;
-    this.metrics.setOpenConnections(this.runtime.listener.connections);
+    this.metrics.setOpenConnections(this.runtime.listener.connections + (this.runtime.tls?.listener.connections ?? 0));
     this.syncSeries();
     const source = this.cacheSource;
     if (source === undefined) return;

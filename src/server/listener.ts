@@ -41,11 +41,15 @@ const CLIENT_ERRORS: Record<string, [ErrorCause, string]> = {
 
 export class Listener {
   readonly server: Server;
+  /** Which port this is in the metrics: `http` (the plain listener) or `https` (the TLS one). */
+  readonly name: 'http' | 'https';
   /** Open client connections (saturation metric). */
   connections = 0;
   private readonly sockets = new Set<Socket>();
   /** Told of every request refused here, as the access log never sees them (Observability counts them). */
   private readonly refusalListeners: Array<(refusal: ProxyError) => void> = [];
+  /** Told of every connection closed at accept over client.maxConnections (Node answers nothing: there is no request yet). */
+  private readonly dropListeners: Array<() => void> = [];
   private readonly refusalLog = new RefusalLog();
 
   /**
@@ -67,6 +71,7 @@ export class Listener {
     };
     // https.Server is an http.Server over TLS sockets (same options, events and connection tracking).
     this.server = secure === undefined ? createServer(options) : (createSecureServer({ ...options, ...secure }) as unknown as Server);
+    this.name = secure === undefined ? 'http' : 'https';
     this.applyClientConfig(client);
     // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -97,15 +102,20 @@ export class Listener {
       });
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => onClientError(err, socket, this.report));
+    // net.Server closes a connection past maxConnections before any byte is read, and says so here.
+    this.server.on('drop', () => {
+      for (const fn of this.dropListeners) fn();
+    });
   }
 
   /** Subscribes to the requests refused here (before the pipeline); returns the unsubscribe. */
   onRefused(fn: (refusal: ProxyError) => void): () => void {
-    this.refusalListeners.push(fn);
-    return () => {
-      const i = this.refusalListeners.indexOf(fn);
-      if (i >= 0) this.refusalListeners.splice(i, 1);
-    };
+    return subscribe(this.refusalListeners, fn);
+  }
+
+  /** Subscribes to the connections closed over client.maxConnections; returns the unsubscribe. */
+  onConnectionRefused(fn: () => void): () => void {
+    return subscribe(this.dropListeners, fn);
   }
 
   private readonly report: Report = (refusal, socket) => {
@@ -147,6 +157,15 @@ export class Listener {
     for (const s of this.sockets) s.destroy();
     await closed;
   }
+}
+
+/** Adds `fn` to `list`; returns what removes it. */
+function subscribe<F>(list: F[], fn: F): () => void {
+  list.push(fn);
+  return () => {
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  };
 }
 
 /**
