@@ -1,4 +1,4 @@
-// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --only a,b | --baseline <git-rev>]`
+// `npm run bench [-- --duration 10s --runs 3 | --quick | --memory | --instructions | --scale | --shared-cache | --only a,b | --baseline <git-rev>]`
 // (`--only h2`: the HTTP/2 over TLS workloads of h2.ts only; the full run ends with them.)
 // Orchestrates the loopback benchmark: starts the origin, then per workload measures every
 // contender in interleaved rounds, each run on a fresh process (measure.ts), prints markdown tables,
@@ -17,6 +17,8 @@ import { nginx } from './nginx.ts';
 import { H2_SETUP, h2Markdown, runH2, type H2Row } from './h2.ts';
 import { runInstructions } from './instructions.ts';
 import { runScale, scaleTable } from './scale.ts';
+import { startRedis } from './redis.ts';
+import { runSharedCache, sharedCacheTables } from './shared-cache.ts';
 import { installCleanup, runTmpDir, stopProcess } from './processes.ts';
 import { cpuModel } from './procstat.ts';
 import { benchMarkdown, evaluateTargets, type BenchMeta } from './report.ts';
@@ -33,6 +35,9 @@ const { values: opt } = parseArgs({
     instructions: { type: 'boolean', default: false },
     scale: { type: 'boolean', default: false },
     services: { type: 'string', default: '5000' },
+    'shared-cache': { type: 'boolean', default: false },
+    keys: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '16' },
     'warmup-requests': { type: 'string' },
     requests: { type: 'string' },
     soak: { type: 'string', default: '60s' },
@@ -117,7 +122,7 @@ try {
 }
 // h2load (nghttp2-client) for the HTTP/2 workloads (h2.ts); without it they are skipped with a note.
 let h2loadBin: string | undefined;
-if (withH2 && !opt.memory && !opt.scale) {
+if (withH2 && !opt.memory && !opt.scale && !opt['shared-cache']) {
   try {
     h2loadBin = ensureBinary('h2load', 'nghttp2-client');
   } catch (e) {
@@ -154,7 +159,25 @@ const machine = `${cpuModel()}, ${cpuCount} CPUs; Node ${process.version}; ${ver
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const save = (name: string, data: unknown): string => saveResults(name, stamp, data);
 
-if (opt.scale) {
+if (opt['shared-cache']) {
+  // --requests here: the load's request count (default 20 per key).
+  const [keys, concurrency] = [Number(opt.keys), Number(opt.concurrency)];
+  const requests = Number(opt.requests ?? keys * 20);
+  if (![keys, requests, concurrency].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--keys, --requests, --concurrency: expected positive integers');
+  const o = { keys, requests, concurrency, runs, quietWaitS };
+  const redis = await startRedis(tmpDir, loadCpu);
+  const redisVersion = versionOf('redis-server', ['--version']).split(' sha=')[0];
+  const results = await runSharedCache(ctx, o, redis);
+  await redis.stop();
+  const out = [
+    `## Shared cache tier: 3 processes behind round-robin (${new Date().toISOString().slice(0, 10)})`, '',
+    `Command: \`${command}\``, `Machine: ${machine}; ${redisVersion}`,
+    `Setup: 3 KubeProxy processes (workers: 1, metrics, access log, cache on) pinned to CPU 0; the client, the origin and redis-server (no persistence, maxmemory 256mb, volatile-lru) on CPU 1; ${requests} GETs of 13-byte cacheable responses, keys uniform over ${keys} (fixed seed, the same sequence in both columns), request i to process i mod 3, ${concurrency} in flight.`, '',
+    sharedCacheTables(results, o),
+  ].join('\n');
+  console.log(`\n${out}\n`);
+  console.log(`results: ${save('shared-cache', { command, machine, options: o, runs: results })}`);
+} else if (opt.scale) {
   const services = Number(opt.services);
   if (!Number.isInteger(services) || services < 2) throw new Error(`--services: expected an integer >= 2, got ${opt.services}`);
   const rows = await runScale(ctx, { services, runs, durationS, warmupS, connections, quietWaitS });
