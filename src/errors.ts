@@ -13,23 +13,49 @@ export interface ErrorKind {
   readonly close: boolean;
   /** The default: true when nothing reached the instance, so another instance may be tried. */
   readonly retryable: boolean;
+  /** The gRPC status of this answer to a gRPC request (server/grpc.ts): gRPC's mapping of `status` unless the kind says more. */
+  readonly grpc: number;
+}
+
+/** gRPC status codes the proxy answers with (grpc/grpc doc/statuscodes.md). */
+export const GRPC = { CANCELLED: 1, UNKNOWN: 2, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+
+/** gRPC's HTTP-to-gRPC status mapping (grpc/grpc doc/http-grpc-status-mapping.md). */
+function grpcOf(status: number): number {
+  switch (status) {
+    case 400:
+      return GRPC.INTERNAL;
+    case 401:
+      return GRPC.UNAUTHENTICATED;
+    case 403:
+      return GRPC.PERMISSION_DENIED;
+    case 404:
+      return GRPC.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC.UNAVAILABLE;
+    default:
+      return GRPC.UNKNOWN;
+  }
 }
 
 function kind(status: number, extra: Partial<ErrorKind> = {}): ErrorKind {
-  return { status, retryAfter: 0, close: false, retryable: false, ...extra };
+  return { status, retryAfter: 0, close: false, retryable: false, grpc: grpcOf(status), ...extra };
 }
 
 export const ERROR_KINDS = {
   // the client's request
   bad_request: kind(400, { close: true }),
   method_not_allowed: kind(405),
-  no_route: kind(421),
-  body_too_large: kind(413, { close: true }),
-  headers_too_large: kind(431, { close: true }),
-  request_timeout: kind(408, { close: true }),
+  no_route: kind(421, { grpc: GRPC.UNIMPLEMENTED }),
+  body_too_large: kind(413, { close: true, grpc: GRPC.RESOURCE_EXHAUSTED }),
+  headers_too_large: kind(431, { close: true, grpc: GRPC.RESOURCE_EXHAUSTED }),
+  request_timeout: kind(408, { close: true, grpc: GRPC.DEADLINE_EXCEEDED }),
   http_version: kind(505, { close: true }),
   // 499 is NGINX's "client closed request": never sent, only logged and counted.
-  client_abort: kind(499),
+  client_abort: kind(499, { grpc: GRPC.CANCELLED }),
   // the proxy cannot take it now: 503s say when to try again
   no_healthy_instance: kind(503, { retryAfter: 1 }),
   overload: kind(503, { retryAfter: 1 }),
@@ -40,12 +66,13 @@ export const ERROR_KINDS = {
   // the instance failed; only a connect failure sent nothing (a connect timeout is made retryable where it is raised)
   connect: kind(502, { retryable: true }),
   reset: kind(502),
-  timeout: kind(504),
+  // For a gRPC request: its grpc-timeout (or the proxy's limit) ran out.
+  timeout: kind(504, { grpc: GRPC.DEADLINE_EXCEEDED }),
   upstream_protocol: kind(502),
   // only-if-cached, or a must-revalidate entry no instance could revalidate (RFC 9111 §5.2.2.2)
   not_cached: kind(504),
   // A plugin's hook threw, rejected or timed out (src/plugins/chain.ts): the proxy's own fault as the client sees it.
-  plugin_error: kind(500),
+  plugin_error: kind(500, { grpc: GRPC.INTERNAL }),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCause = keyof typeof ERROR_KINDS;
@@ -78,6 +105,11 @@ export class ProxyError extends Error {
     return ERROR_KINDS[this.kind].retryAfter;
   }
 
+  /** The gRPC status of this answer to a gRPC request. */
+  get grpcStatus(): number {
+    return ERROR_KINDS[this.kind].grpc;
+  }
+
   /** Whether the connection closes after this answer. */
   get closesConnection(): boolean {
     return ERROR_KINDS[this.kind].close;
@@ -86,6 +118,18 @@ export class ProxyError extends Error {
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+/** OpenSSL's certificate verification results (node:tls error codes) besides the ERR_TLS_* / ERR_SSL_* ones. */
+const TLS_VERIFY_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED',
+  'CERT_REJECTED', 'CERT_CHAIN_TOO_LONG', 'INVALID_CA', 'INVALID_PURPOSE', 'PATH_LENGTH_EXCEEDED', 'HOSTNAME_MISMATCH',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** Whether `code` is a failed TLS handshake with an instance (its certificate refused, no common protocol). */
+function isTlsFailure(code: string): boolean {
+  return TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_');
+}
 
 /**
  * Maps an error from undici or the socket layer to a ProxyError. `responseStarted` tells whether
@@ -97,6 +141,12 @@ export function upstreamError(err: unknown, instance: string, responseStarted = 
   const code = e.code ?? '';
   if (CONNECT_CODES.has(code)) {
     return new ProxyError('connect', `cannot connect to instance ${instance} (${code})`, true, { cause: err, unreachable: true });
+  }
+  if (isTlsFailure(code)) {
+    // Like a connect failure nothing was sent, so another instance may be tried (Envoy counts a
+    // handshake failure as a connect failure); but the instance answered, so it is not "unreachable",
+    // and the request ends with a 502 naming the reason rather than a 503.
+    return new ProxyError('upstream_protocol', `upstream TLS: ${e.message ?? code} (instance ${instance}, ${code})`, true, { cause: err });
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new ProxyError('timeout', `connect to instance ${instance} timed out`, true, { cause: err, unreachable: true });

@@ -9,11 +9,12 @@ import { ProxyError, finalAttemptError } from '../errors.ts';
 import type { Snapshot } from '../snapshot.ts';
 import { forward, type Attempt, type UpstreamHandler, type UpstreamRequest } from '../upstream/client.ts';
 import { balancerKey } from '../upstream/hash-key.ts';
-import { clientResponseHeaders } from '../upstream/headers.ts';
+import { acceptsTrailers, clientResponseHeaders, rawHeader } from '../upstream/headers.ts';
 import type { Instance } from '../upstream/instance.ts';
 import type { Waiter } from '../upstream/pending.ts';
 import type { Service } from '../upstream/service.ts';
 import { acquireSlot, releaseSlot } from '../upstream/slot.ts';
+import { grpcTimeout } from './grpc.ts';
 import { responseHooks, upstreamRequestHooks } from './hooks.ts';
 import type { PipelineHost } from './host.ts';
 import { sendAnswer, sendError, sendInformational } from './respond.ts';
@@ -23,8 +24,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const MAX_DISCARD = 64 * 1024;
 
 /** The request timer's callback: one function for every exchange (no closure per request). */
-function requestTimedOut(exchange: Exchange, service: string, limit: number): void {
-  exchange.fail(new ProxyError('timeout', `request to service "${service}" took longer than ${limit} ms`));
+function requestTimedOut(exchange: Exchange, service: string, limit: number, grpc: boolean): void {
+  exchange.fail(new ProxyError('timeout', grpc ? `deadline of ${limit} ms (grpc-timeout) exceeded on service "${service}"` : `request to service "${service}" took longer than ${limit} ms`));
 }
 
 /**
@@ -86,8 +87,12 @@ export class Exchange implements UpstreamHandler, ClientCloseListener {
     this.replayable = this.retryable && IDEMPOTENT.has(request.method);
     ctx.exchange = this;
     const limit = service.timeouts.request;
-    if (limit > 0) {
-      this.timer = setTimeout(requestTimedOut, limit, this, service.name, limit);
+    // A gRPC call's own deadline bounds it too: the shorter one wins.
+    const deadline = grpcTimeout(ctx);
+    if (deadline !== undefined && (limit === 0 || deadline < limit)) {
+      this.timer = setTimeout(requestTimedOut, deadline, this, service.name, deadline, true);
+    } else if (limit > 0) {
+      this.timer = setTimeout(requestTimedOut, limit, this, service.name, limit, false);
     }
   }
 
@@ -298,7 +303,7 @@ export class Exchange implements UpstreamHandler, ClientCloseListener {
     this.release(undefined);
     if (this.taken) return this.afterTaken(this.interceptor!.onEnd());
     const res = this.ctx.res;
-    if (trailers !== null && trailers.length > 0) {
+    if (trailers !== null && trailers.length > 0 && clientTakesTrailers(this.ctx)) {
       const pairs: Array<[string, string]> = [];
       for (let i = 0; i < trailers.length; i += 2) pairs.push([trailers[i]!.toString(), trailers[i + 1]!.toString()]);
       try {
@@ -399,6 +404,14 @@ export class Exchange implements UpstreamHandler, ClientCloseListener {
     }
     releaseSlot(this.host, this.ctx.instance!, service, err === undefined ? this.ctx.status : 0, err);
   }
+}
+
+/**
+ * Whether the client takes trailer fields: every h2 client (gRPC needs them), an HTTP/1.1 client
+ * only when it said so with `TE: trailers` (RFC 9110 §10.1.4).
+ */
+function clientTakesTrailers(ctx: RequestContext): boolean {
+  return ctx.req.httpVersionMajor === 2 || acceptsTrailers(rawHeader(ctx.requestHeaders, 'te'));
 }
 
 /** A hook's failure as the request's error (plugins report their own with the plugin's name). */

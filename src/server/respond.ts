@@ -5,10 +5,11 @@
  * transports: an http.ServerResponse (requests) and a raw socket (upgrades, CONNECT, requests
  * Node's parser refused).
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RequestContext } from '../context.ts';
 import { ProxyError } from '../errors.ts';
+import { grpcErrorHead, grpcErrorTrailers, isGrpc } from './grpc.ts';
 import { responseHooks } from './hooks.ts';
 
 /** `404 Not Found: <message>\n` */
@@ -39,8 +40,20 @@ export function sendError(ctx: RequestContext, err: ProxyError, extraHeaders?: r
   ctx.errorMessage = err.message;
   const res = ctx.res;
   if (res.headersSent || res.destroyed || err.status === 499) {
+    if (err.status !== 499 && !res.destroyed && !res.writableEnded && ctx.req.httpVersionMajor === 2 && isGrpc(ctx)) {
+      // A gRPC answer under way (a stream whose deadline ran out) ends with its status in trailers.
+      res.addTrailers(grpcErrorTrailers(err) as unknown as OutgoingHttpHeaders);
+      res.end();
+      return;
+    }
     res.destroy();
     return;
+  }
+  if (isGrpc(ctx)) {
+    ctx.status = 200;
+    ctx.responseHeaders = grpcErrorHead(err, ctx.id);
+    ctx.responseBody = undefined;
+    return sendAnswer(ctx);
   }
   const body = errorBody(err);
   ctx.status = err.status;

@@ -4,8 +4,8 @@
  * (not request()/stream()): they hand over raw header arrays and avoid a Readable per response.
  */
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { ProxyError, upstreamError } from '../errors.ts';
+import type { AttemptHandler } from './h2-client.ts';
 import type { Instance } from './instance.ts';
 
 export interface UpstreamRequest {
@@ -32,7 +32,7 @@ export interface UpstreamHandler {
 }
 
 /** A running attempt: lets the caller resume after back-pressure or abort it (client went away). */
-export class Attempt {
+export class Attempt implements AttemptHandler {
   private abortFn: ((err?: Error) => void) | undefined;
   private resumeFn: (() => void) | undefined;
   private aborted = false;
@@ -118,18 +118,8 @@ export class Attempt {
 
 export function forward(instance: Instance, req: UpstreamRequest, handler: UpstreamHandler): Attempt {
   const attempt = new Attempt(instance, handler);
-  const opts: Dispatcher.DispatchOptions = {
-    origin: instance.origin,
-    method: req.method,
-    path: req.path,
-    headers: req.headers,
-    body: req.body,
-    // undici must not retry or reorder: retries are the proxy's decision (retry budget).
-    idempotent: false,
-    reset: false,
-  };
   try {
-    instance.dispatch(opts, attempt as unknown as Dispatcher.DispatchHandler);
+    instance.dispatch(req, attempt);
   } catch (err) {
     queueMicrotask(() => attempt.onError(err as Error));
   }

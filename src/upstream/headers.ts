@@ -62,6 +62,11 @@ export interface ForwardedInfo {
   proto?: 'http' | 'https' | undefined;
 }
 
+/** Whether a TE value says the sender takes trailer fields (RFC 9110 §10.1.4). */
+export function acceptsTrailers(te: string | undefined): boolean {
+  return te !== undefined && /(^|,)\s*trailers\s*(;|,|$)/i.test(te);
+}
+
 /** Tokens of all Connection header fields, lower-cased (RFC 9110 §7.6.1). */
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
@@ -120,7 +125,7 @@ export function upstreamRequestHeaders(raw: readonly string[], info: ForwardedIn
           break;
         case 'te':
           // RFC 9110 §10.1.4: "trailers" is the only TE value a gateway should pass on (gRPC needs it).
-          if (/(^|,)\s*trailers\s*(;|,|$)/i.test(value)) te = true;
+          if (acceptsTrailers(value)) te = true;
           break;
       }
       continue;

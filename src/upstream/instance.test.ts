@@ -9,7 +9,7 @@ import { Instance, type PoolSettings } from './instance.ts';
 
 // undici closes an idle keep-alive connection after keepAliveTimeout (the server below sends no
 // Keep-Alive hint); the instance checks its pool once per keepAliveTimeout.
-const settings: PoolSettings = { connectTimeout: 2000, responseTimeout: 5000, idleTimeout: 5000, keepAliveTimeout: 100, maxConnections: 0 };
+const settings: PoolSettings = { connectTimeout: 2000, responseTimeout: 5000, idleTimeout: 5000, keepAliveTimeout: 100, maxConnections: 0, protocol: 'http1', tls: undefined };
 
 let server: Server;
 let port = 0;

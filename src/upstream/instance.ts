@@ -8,10 +8,27 @@
  * connection. By then its keep-alive connections are closed anyway, so a later request loses
  * nothing and gets a new pool; a config of thousands of instances only pays for the ones in use.
  * Health, ejection and counters stay on the Instance across pools.
+ *
+ * The pool follows the service's `protocol`: undici's Pool for `http1` and `https` (HTTP/1.1, one
+ * request per connection at a time), an H2Client (h2-client.ts: one session, many streams) for
+ * `h2c` and `h2`. A reload that changes the protocol or the TLS settings (a new CA) gives the
+ * instance a new pool; connections already open finish their requests.
  */
-import { Pool, errors, type Dispatcher } from 'undici';
-import { isIPv6 } from 'node:net';
+import { Pool, buildConnector, errors, type Dispatcher } from 'undici';
+import { isIP, isIPv6 } from 'node:net';
 import type { Pickable } from '../balancer/balancer.ts';
+import type { UpstreamProtocol } from '../config/schema.ts';
+import { H2Client, type AttemptHandler, type H2Request } from './h2-client.ts';
+
+/** TLS to an `https` or `h2` instance. */
+export interface UpstreamTls {
+  /** PEM bundle replacing the system's CAs, or undefined for them. */
+  ca: string | undefined;
+  /** The name sent by SNI and checked in the certificate; undefined: the instance's address. */
+  serverName: string | undefined;
+  /** false accepts any certificate. */
+  verify: boolean;
+}
 
 export interface PoolSettings {
   connectTimeout: number;
@@ -20,15 +37,21 @@ export interface PoolSettings {
   keepAliveTimeout: number;
   /** 0 = unlimited. */
   maxConnections: number;
+  protocol: UpstreamProtocol;
+  /** For `https` and `h2`. */
+  tls: UpstreamTls | undefined;
 }
+
+/** What an instance sends requests through: undici's Pool (HTTP/1.1) or an H2Client. */
+type Upstream = Pool | H2Client;
 
 /** Floor of the idle period, so a keepAlive of 0 does not check the pool in a tight loop. */
 const MIN_IDLE_CHECK_MS = 100;
 
 export class Instance implements Pickable {
   readonly id: string;
-  /** `http://address:port`, the origin the pool connects to. */
-  readonly origin: string;
+  /** `http://address:port` (`https://` for `https` and `h2`), the origin the pool connects to. */
+  origin: string;
   weight: number;
   inflight = 0;
   /** Set by active health checks; an instance starts healthy (Envoy does the same for static hosts). */
@@ -39,7 +62,7 @@ export class Instance implements Pickable {
   draining = false;
   private settings: PoolSettings;
   /** Made by the first `dispatch`, dropped when idle (see the header). */
-  private pool: Pool | undefined;
+  private pool: Upstream | undefined;
   /** Requests dispatched since the pool was made; compared at each idle check. */
   private uses = 0;
   private usesAtCheck = 0;
@@ -54,7 +77,7 @@ export class Instance implements Pickable {
     settings: PoolSettings,
   ) {
     this.id = `${address}:${port}`;
-    this.origin = `http://${isIPv6(address) ? `[${address}]` : address}:${port}`;
+    this.origin = originOf(address, port, settings);
     this.weight = weight;
     this.settings = settings;
   }
@@ -64,17 +87,31 @@ export class Instance implements Pickable {
   }
 
   /** Sends one request through the instance's pool, made now if there is none. Throws like `Pool.dispatch`. */
-  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  dispatch(req: H2Request, handler: AttemptHandler): boolean {
     if (this.closed) throw new errors.ClientClosedError();
     let pool = this.pool;
     if (pool === undefined) {
-      pool = this.pool = createPool(this.origin, this.settings);
+      pool = this.pool = createPool(this, this.settings);
       this.uses = 0;
       this.usesAtCheck = 0;
       this.scheduleIdleCheck();
     }
     this.uses++;
-    return pool.dispatch(opts, handler);
+    if (pool instanceof H2Client) return pool.dispatch(req, handler);
+    const tls = this.settings.tls;
+    const opts: Dispatcher.DispatchOptions & { servername?: string } = {
+      origin: this.origin,
+      method: req.method,
+      path: req.path,
+      headers: req.headers,
+      body: req.body,
+      // undici must not retry or reorder: retries are the proxy's decision (retry budget).
+      idempotent: false,
+      reset: false,
+    };
+    // One name for every request: undici would otherwise take each request's Host, and start a new connection whenever it changes.
+    if (tls !== undefined) opts.servername = tls.serverName ?? this.address;
+    return pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler);
   }
 
   /** Whether a pool exists now (made by a request, not yet closed as idle). */
@@ -88,7 +125,12 @@ export class Instance implements Pickable {
     this.draining = false;
     const changed = !samePoolSettings(this.settings, settings);
     this.settings = settings;
+    this.origin = originOf(this.address, this.port, settings);
     if (changed) this.dropPool();
+  }
+
+  get protocol(): UpstreamProtocol {
+    return this.settings.protocol;
   }
 
   get maxConnections(): number {
@@ -140,8 +182,23 @@ export class Instance implements Pickable {
   }
 }
 
-function createPool(origin: string, s: PoolSettings): Pool {
-  return new Pool(origin, {
+function originOf(address: string, port: number, s: PoolSettings): string {
+  const scheme = s.protocol === 'https' || s.protocol === 'h2' ? 'https' : 'http';
+  return `${scheme}://${isIPv6(address) ? `[${address}]` : address}:${port}`;
+}
+
+function createPool(instance: Instance, s: PoolSettings): Upstream {
+  const tls = s.tls;
+  if (s.protocol === 'h2c' || s.protocol === 'h2') {
+    return new H2Client(instance.origin, instance.id, {
+      connectTimeout: s.connectTimeout,
+      responseTimeout: s.responseTimeout,
+      idleTimeout: s.idleTimeout,
+      keepAliveTimeout: s.keepAliveTimeout,
+      tls: tls === undefined ? undefined : { ca: tls.ca, servername: tls.serverName, rejectUnauthorized: tls.verify },
+    });
+  }
+  return new Pool(instance.origin, {
     connections: s.maxConnections === 0 ? null : s.maxConnections,
     // No pipelining: a slow response must never hold up the next request on that connection.
     pipelining: 1,
@@ -155,7 +212,22 @@ function createPool(origin: string, s: PoolSettings): Pool {
     keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 1),
     // Upstream response headers may be as large as a client's; 64 KiB matches NGINX's large buffers.
     maxHeaderSize: 64 * 1024,
+    ...(tls === undefined ? {} : { connect: tlsConnector(tls, s.connectTimeout) }),
   });
+}
+
+/**
+ * `https`: undici's connector with the service's CA and verification. The name is the one
+ * dispatch gives (serverName, or the instance's address); an IP address is not sent by SNI
+ * (RFC 6066 §3) and node:tls then checks the certificate for that address.
+ */
+function tlsConnector(tls: UpstreamTls, connectTimeout: number): buildConnector.connector {
+  const connector = buildConnector({
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    rejectUnauthorized: tls.verify,
+    timeout: connectTimeout === 0 ? 365 * 24 * 3600_000 : connectTimeout,
+  });
+  return (opts, callback) => connector(opts.servername !== undefined && isIP(opts.servername) !== 0 ? { ...opts, servername: undefined } : opts, callback);
 }
 
 function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
@@ -164,6 +236,10 @@ function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
     a.responseTimeout === b.responseTimeout &&
     a.idleTimeout === b.idleTimeout &&
     a.keepAliveTimeout === b.keepAliveTimeout &&
-    a.maxConnections === b.maxConnections
+    a.maxConnections === b.maxConnections &&
+    a.protocol === b.protocol &&
+    a.tls?.ca === b.tls?.ca &&
+    a.tls?.serverName === b.tls?.serverName &&
+    a.tls?.verify === b.tls?.verify
   );
 }

@@ -5,10 +5,11 @@
  */
 import type { Balancer, PickContext } from '../balancer/balancer.ts';
 import { createBalancer } from '../balancer/index.ts';
-import type { ProxyConfig, ServiceConfig } from '../config/schema.ts';
+import type { ProxyConfig, ServiceConfig, UpstreamProtocol } from '../config/schema.ts';
 import { serviceDomains } from '../config/schema.ts';
+import { upstreamCa } from '../config/upstream-ca.ts';
 import { servicePrefix } from '../cache/key.ts';
-import type { Instance, PoolSettings } from './instance.ts';
+import type { Instance, PoolSettings, UpstreamTls } from './instance.ts';
 import { ServiceState } from './service-state.ts';
 
 export type HashKeySource = { kind: 'client-ip' } | { kind: 'path' } | { kind: 'header'; name: string };
@@ -24,6 +25,10 @@ export class Service {
   readonly outlier: ProxyConfig['outlierDetection'];
   readonly cacheEnabled: boolean;
   readonly upstreamHost: string | undefined;
+  /** How its instances are spoken to (`services[].protocol`). */
+  readonly protocol: UpstreamProtocol;
+  /** For `https` and `h2`: the CA (read at load), the name checked, whether it is checked. */
+  readonly tls: UpstreamTls | undefined;
   /** The start of this service's cache keys (cache/key.ts servicePrefix), made once. */
   readonly cacheKeyPrefix: string;
   /** Replaced (never mutated) when membership changes, so balancers may cache by identity. */
@@ -58,6 +63,12 @@ export class Service {
     this.outlier = { ...proxy.outlierDetection, ...config.outlierDetection };
     this.cacheEnabled = proxy.cache.enabled && config.cache;
     this.upstreamHost = config.upstreamHost;
+    this.protocol = config.protocol ?? 'http1';
+    const tls = config.tls;
+    this.tls =
+      this.protocol === 'https' || this.protocol === 'h2'
+        ? { ca: tls === undefined ? undefined : upstreamCa(tls), serverName: tls?.serverName, verify: tls?.verify ?? true }
+        : undefined;
     this.cacheKeyPrefix = servicePrefix(this.name);
   }
 
@@ -68,6 +79,8 @@ export class Service {
       idleTimeout: this.timeouts.idle,
       keepAliveTimeout: this.timeouts.keepAlive,
       maxConnections: this.limits.maxConnections,
+      protocol: this.protocol,
+      tls: this.tls,
     };
   }
 
