@@ -8,10 +8,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bothProtocols, type TlsTarget } from './helpers/both-protocols.ts';
 import { certDir, makeCertificate } from './helpers/certs.ts';
 import { cacheStatus, cachedService, keyOf, waitersOf, type TestClock } from './helpers/cache.ts';
-import type { Reply } from './helpers/http.ts';
+import { request, type Reply } from './helpers/http.ts';
+import { until } from './helpers/load.ts';
 import { scrape } from './helpers/metrics.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { startProxy, type TestProxy } from './helpers/proxy.ts';
+import { startRedis } from './helpers/redis.ts';
 
 /** 1000 bytes where every slice is recognisable. */
 const BODY = Buffer.from(Array.from({ length: 1000 }, (_, i) => String.fromCharCode(65 + ((i * 7 + (i >> 5)) % 26))).join(''), 'latin1');
@@ -247,6 +249,41 @@ test('a range request with Authorization or no-store goes to the origin with its
   assert.equal(noStore.status, 206);
   assert.equal(noStore.headers['content-range'], 'bytes 10-19/5000');
   assert.deepEqual(s.sentRanges('/big'), ['bytes=0-9', 'bytes=10-19']);
+});
+
+test('a range is cut from an entry another proxy stored in the shared tier (Redis), across its 64 KiB chunks', async (t) => {
+  const size = 300 * 1024;
+  const body = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + (i >> 8)) & 0xff));
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const client = redis.client();
+  t.after(() => client.disconnect());
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'cache-control': 'public, max-age=600', 'content-length': size });
+    res.end(body);
+  });
+  t.after(() => origin.close());
+  const shared = { shared: { redis: { url: redis.url, keyPrefix: 'ranges:', timeout: '2s' } }, maxObjectSize: '1MiB' };
+  const services = [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }];
+  const [a, b] = await Promise.all([startProxy({ cache: shared, services }), startProxy({ cache: shared, services })]);
+  t.after(() => a.close());
+  t.after(() => b.close());
+  await until(() => a.runtime.cache.sharedStatus()?.connected === true && b.runtime.cache.sharedStatus()?.connected === true, 'both proxies connected to redis');
+  const get = (p: TestProxy, range: string) => request(p.port, { host: 'web.test', path: '/clip', headers: { range } });
+
+  const first = await get(a, 'bytes=0-9');
+  assert.equal(first.status, 206);
+  assert.deepEqual(first.body, body.subarray(0, 10));
+  await until(async () => (await client.exists(`ranges:m:${keyOf('web', 'web.test', '/clip')}`)) === 1, '/clip in redis');
+  const seek = await get(b, 'bytes=65530-131080');
+  assert.equal(seek.status, 206);
+  assert.equal(seek.headers['content-range'], `bytes 65530-131080/${size}`);
+  assert.ok(seek.body.equals(body.subarray(65530, 131081)), 'the bytes across two chunk boundaries');
+  assert.match(cacheStatus(seek)!, /^kubeproxy; hit/);
+  const tail = await get(b, 'bytes=-3,0-1');
+  assert.equal(tail.status, 206);
+  assert.ok(tail.body.includes(body.subarray(size - 3)) && tail.body.includes(`Content-Range: bytes ${size - 3}-${size - 1}/${size}`));
+  assert.equal(origin.requests.length, 1, 'one origin request for both proxies');
 });
 
 describe('ranges from the cache over HTTP/1.1 and HTTP/2', () => {
