@@ -1,6 +1,7 @@
 /**
  * `proxy.tls` with `proxy.workers: 2`: every worker process serves HTTPS on the shared TLS port,
- * and SIGTERM drains it like the plain one.
+ * and SIGTERM drains it like the plain one. With `tls.listen.port: 0` the primary picks one port
+ * for all workers, replacements included.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { certDir, makeCertificate, type TestCertificate } from './helpers/certs.ts';
 import { spawnProxy, type ChildProxy } from './helpers/child.ts';
-import { clusterStatus } from './helpers/cluster.ts';
+import { clusterStatus, workerPids } from './helpers/cluster.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 
 let origin: Origin;
@@ -27,9 +28,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function httpsGet(path: string): Promise<{ status: number; text: string }> {
+function httpsGet(path: string, port = tlsPort): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port: tlsPort, path, servername: 'w.test', headers: { host: 'w.test' }, ca: cert.cert, agent: false }, (res) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, servername: 'w.test', headers: { host: 'w.test' }, ca: cert.cert, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -74,4 +75,33 @@ test('SIGTERM: the cluster drains and exits 0 with the TLS listener open', async
   proxy.child.kill('SIGTERM');
   const { code } = await proxy.exited;
   assert.equal(code, 0);
+});
+
+test('tls.listen.port 0: the workers share the one port the start log names, and workers replaced after all died serve on it again', async () => {
+  const zero = await spawnProxy({
+    workers: 2,
+    tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: cert.certFile, key: cert.keyFile }] },
+    services: [{ name: 'w', domain: 'w.test', hosts: [{ port: origin.port }] }],
+  });
+  try {
+    const started = zero.logs.find((l) => l.msg === 'kubeproxy started')!;
+    const port = (started.tls as { port: number } | undefined)?.port;
+    assert.ok(port !== undefined && port > 0, `the start log names the TLS port: ${JSON.stringify(started.tls)}`);
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => httpsGet(`/z${i}`, port)));
+    for (const r of replies) assert.deepEqual(r, { status: 200, text: 'https' });
+    const served = (await clusterStatus(zero.adminPort)).workers.map((w) => w.requests ?? 0);
+    assert.ok(served.every((n) => n > 0), `both workers served: ${served.join(' + ')}`);
+
+    // Every worker killed at once: no process keeps the port open, and the replacements still bind it.
+    const from = zero.logs.length;
+    for (const pid of await workerPids(zero.adminPort)) process.kill(pid, 'SIGKILL');
+    await zero.waitForLog((l) => l.msg === 'worker replaced', from, 20_000);
+    const second = zero.logs.findIndex((l, i) => i >= from && l.msg === 'worker replaced');
+    await zero.waitForLog((l) => l.msg === 'worker replaced', second + 1, 20_000);
+    assert.deepEqual(await httpsGet('/again', port), { status: 200, text: 'https' });
+  } finally {
+    zero.child.kill('SIGTERM');
+    await zero.exited;
+    await zero.cleanup();
+  }
 });

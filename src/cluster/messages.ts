@@ -36,10 +36,11 @@ export type ToWorker =
   /**
    * `port`: for `listen.port: 0` (tests), the port the primary picked for all workers. Workers
    * that each listened on port 0 would share one socket only while one of them keeps it open: a
-   * replacement started after all of them died would get another port.
+   * replacement started after all of them died would get another port. `tlsPort`: the same for
+   * `tls.listen.port: 0`.
    * `workers`: how many workers share the cache memory (cache.maxSize is split between them).
    */
-  | { kubeproxy: 'start'; configText: string; source: string; port?: number | undefined; workers: number }
+  | { kubeproxy: 'start'; configText: string; source: string; port?: number | undefined; tlsPort?: number | undefined; workers: number }
   | { kubeproxy: 'reload'; id: number; configText: string; source: string }
   | { kubeproxy: 'drain' }
   | { kubeproxy: 'status'; id: number }
@@ -48,7 +49,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { kubeproxy: 'hello' }
-  | { kubeproxy: 'ready'; listen: { address: string; port: number } }
+  | { kubeproxy: 'ready'; listen: { address: string; port: number }; tls?: { address: string; port: number } | undefined }
   | { kubeproxy: 'failed'; message: string }
   | { kubeproxy: 'draining' }
   | { kubeproxy: 'reply'; id: number; ok: true; value: unknown }

@@ -87,10 +87,12 @@ class ClusterPrimary implements ClusterHost {
   private startup: ((failure: string | undefined) => void) | undefined;
   private allExited: (() => void) | undefined;
   private stopping: Promise<number> | undefined;
-  /** The listen address as the first worker bound it. */
+  /** The listen addresses (plain, TLS) as the first worker bound them. */
   private listenAt: { address: string; port: number } | undefined;
-  /** For `listen.port: 0`: the port picked for every worker (see the `start` message). */
+  private tlsAt: { address: string; port: number } | undefined;
+  /** For `listen.port: 0` and `tls.listen.port: 0`: the ports picked for every worker (see the `start` message). */
   private sharedPort: number | undefined;
+  private sharedTlsPort: number | undefined;
 
   constructor(
     private config: Config,
@@ -124,14 +126,13 @@ class ClusterPrimary implements ClusterHost {
     // Workers run the CLI module itself (not process.argv[1], which may be a wrapper or a test runner).
     // Workers get the V8 flags even when the primary was started without them (see v8-flags.ts).
     cluster.setupPrimary({ exec: CLI_ENTRY, args: ['--config', this.path], execArgv: withV8Flags(process.execArgv) });
-    const { listen } = this.config.proxy;
-    if (listen.port === 0) {
-      try {
-        this.sharedPort = await freePort(listen.address);
-      } catch (err) {
-        process.stderr.write(`kubeproxy: cannot start: ${(err as Error).message}\n`);
-        return 1;
-      }
+    const { listen, tls } = this.config.proxy;
+    try {
+      if (listen.port === 0) this.sharedPort = await freePort(listen.address);
+      if (tls !== undefined && tls.listen.port === 0) this.sharedTlsPort = await freePort(tls.listen.address);
+    } catch (err) {
+      process.stderr.write(`kubeproxy: cannot start: ${(err as Error).message}\n`);
+      return 1;
     }
     log.info({ config: this.path, workers: this.slots.length, services: this.config.proxy.services.length }, 'kubeproxy starting');
     // Signals are taken from before the first fork: SIGTERM while workers start drains them.
@@ -166,6 +167,7 @@ class ClusterPrimary implements ClusterHost {
     log.info(
       {
         listen: this.listenAt,
+        tls: this.tlsAt,
         admin: this.admin?.address(),
         workers: this.slots.length,
         cacheMaxSizePerWorker: Math.floor(this.config.proxy.cache.maxSize / this.slots.length),
@@ -206,12 +208,13 @@ class ClusterPrimary implements ClusterHost {
       case 'hello':
         slot.connected = true;
         // A worker forked just before the drain began stops at once.
-        this.send(worker, this.draining ? { kubeproxy: 'drain' } : { kubeproxy: 'start', configText: this.configText, source: this.path, port: this.sharedPort, workers: this.slots.length });
+        this.send(worker, this.draining ? { kubeproxy: 'drain' } : { kubeproxy: 'start', configText: this.configText, source: this.path, port: this.sharedPort, tlsPort: this.sharedTlsPort, workers: this.slots.length });
         return;
       case 'ready':
         slot.state = 'ready';
         slot.readyAt = Date.now();
         this.listenAt ??= m.listen;
+        this.tlsAt ??= m.tls;
         if (this.startup !== undefined) {
           if (this.slots.every((s) => s.state === 'ready')) this.startup(undefined);
         } else {

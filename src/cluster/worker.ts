@@ -34,8 +34,9 @@ export function runWorker(): Promise<number> {
   let stopping = false;
   /** Requests ended since start, for /status (how node:cluster spread the load). */
   let requests = 0;
-  /** For `listen.port: 0`: the port the workers share (see the `start` message). */
+  /** For `listen.port: 0` and `tls.listen.port: 0`: the ports the workers share (see the `start` message). */
   let sharedPort: number | undefined;
+  let sharedTlsPort: number | undefined;
   let workers = 1;
   /** Aborted by a drain order or a signal: stops the Runtime, also while it starts. */
   const stopSignal = new AbortController();
@@ -47,11 +48,17 @@ export function runWorker(): Promise<number> {
    */
   const parse = (text: string, source: string): Config => {
     const config = parseConfig(text, source);
-    const { listen, cache } = config.proxy;
+    const { listen, cache, tls } = config.proxy;
     const port = listen.port === 0 && sharedPort !== undefined ? sharedPort : listen.port;
+    const tlsListen = tls !== undefined && tls.listen.port === 0 && sharedTlsPort !== undefined ? { ...tls.listen, port: sharedTlsPort } : tls?.listen;
     return {
       ...config,
-      proxy: { ...config.proxy, listen: { ...listen, port }, cache: { ...cache, maxSize: Math.floor(cache.maxSize / workers) } },
+      proxy: {
+        ...config.proxy,
+        listen: { ...listen, port },
+        ...(tls === undefined ? {} : { tls: { ...tls, listen: tlsListen! } }),
+        cache: { ...cache, maxSize: Math.floor(cache.maxSize / workers) },
+      },
     };
   };
 
@@ -84,9 +91,10 @@ export function runWorker(): Promise<number> {
       );
     };
 
-    const start = (configText: string, source: string, port: number | undefined, count: number): void => {
+    const start = (configText: string, source: string, port: number | undefined, tlsPort: number | undefined, count: number): void => {
       if (starting !== undefined || stopping) return;
       sharedPort = port;
+      sharedTlsPort = tlsPort;
       workers = Math.max(1, count);
       let config;
       try {
@@ -101,7 +109,7 @@ export function runWorker(): Promise<number> {
           runtime = rt;
           rt.onRequestEnd(() => requests++);
           // Told to stop while it started: it never served, and says nothing of being ready.
-          if (!stopping) send({ kubeproxy: 'ready', listen: rt.listener.address() });
+          if (!stopping) send({ kubeproxy: 'ready', listen: rt.listener.address(), tls: rt.tls?.address() });
           return rt;
         },
         (err: NodeJS.ErrnoException) => {
@@ -130,7 +138,7 @@ export function runWorker(): Promise<number> {
     const handle = (m: ToWorker): void => {
       switch (m.kubeproxy) {
         case 'start':
-          return start(m.configText, m.source, m.port, m.workers);
+          return start(m.configText, m.source, m.port, m.tlsPort, m.workers);
         case 'reload':
           return answer(m.id, async () => {
             const rt = await running();
