@@ -179,3 +179,106 @@ test('a purge on one process\'s admin port removes the entry from the other\'s m
   await until(async () => /fwd=uri-miss/.test(cacheStatus(await get(b, '/obj/purge'))!), 'B forwarding after the purge', 5_000);
   assert.equal(hits.get('/obj/purge'), 2);
 });
+
+/** `total` GETs of paths never asked before (each a memory miss, so a shared lookup), `concurrency` at a time, alternating A and B. */
+async function load(total: number, concurrency: number, tag: string, during?: (done: number) => Promise<void> | void): Promise<{ statuses: number[]; ms: number[] }> {
+  const statuses: number[] = [];
+  const ms: number[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      const i = next++;
+      await during?.(i);
+      const started = performance.now();
+      try {
+        statuses.push((await get(i % 2 === 0 ? a : b, `/${tag}/${i}`)).status);
+      } catch {
+        statuses.push(0);
+      }
+      ms.push(performance.now() - started);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { statuses, ms };
+}
+
+const failed = (statuses: number[]): number => statuses.filter((s) => s !== 200).length;
+
+test('Redis that stops answering costs each lookup at most the timeout, then the breaker skips it: no request fails', async () => {
+  let paused = false;
+  const r = await load(160, 4, 'frozen', (i) => {
+    if (i === 20 && !paused) {
+      paused = true;
+      redis.pause();
+    }
+  });
+  try {
+    assert.equal(failed(r.statuses), 0);
+    // The e2e timeout is 250 ms; a wide margin for a loaded machine, still far below a hang.
+    const worst = Math.max(...r.ms);
+    assert.ok(worst < 2_000, `slowest request ${Math.round(worst)} ms`);
+    const s = await sharedStatus(a);
+    assert.ok(s.lookups.timeout >= 1, JSON.stringify(s.lookups));
+    assert.ok(s.lookups.skipped > 0, `the breaker skipped Redis: ${JSON.stringify(s.lookups)}`);
+    assert.ok(s.breaker.opened >= 1);
+  } finally {
+    redis.resume();
+  }
+});
+
+test('Redis killed under load: no request fails, the errors are counted, and it is used again once back', async () => {
+  let killed: Promise<void> | undefined;
+  const r = await load(200, 8, 'killed', (i) => {
+    if (i === 50) killed ??= redis.kill();
+  });
+  await killed;
+  assert.equal(failed(r.statuses), 0, `statuses: ${JSON.stringify(r.statuses.filter((s) => s !== 200))}`);
+  const worst = Math.max(...r.ms);
+  assert.ok(worst < 2_000, `slowest request ${Math.round(worst)} ms`);
+  const down = await sharedStatus(b);
+  assert.notEqual(down.breaker.state, 'closed');
+  assert.equal(down.connected, false);
+  assert.ok(down.lastError !== null);
+  const m = await scrape(a.adminPort);
+  assert.ok((m.get('kubeproxy_cache_shared_lookups_total', { result: 'error' }) ?? 0) + (m.get('kubeproxy_cache_shared_lookups_total', { result: 'timeout' }) ?? 0) > 0);
+  assert.equal(m.get('kubeproxy_cache_shared_up', { store: 'redis' }), 0);
+
+  // Back (empty, as after a restart without persistence): the next probe after the cool-down closes the breaker.
+  await redis.start();
+  let n = 0;
+  await until(
+    async () => {
+      await Promise.all([get(a, `/probe/${n++}`), get(b, `/probe/${n++}`)]);
+      const [sa, sb] = await Promise.all([sharedStatus(a), sharedStatus(b)]);
+      return sa.breaker.state === 'closed' && sb.breaker.state === 'closed';
+    },
+    'both processes using Redis again',
+    20_000,
+    100,
+  );
+  await get(a, '/obj/back');
+  await inRedis('/obj/back');
+  assert.match(cacheStatus(await get(b, '/obj/back'))!, /^kubeproxy; hit/);
+  assert.equal(hits.get('/obj/back'), 1);
+  assert.equal((await scrape(a.adminPort)).get('kubeproxy_cache_shared_up', { store: 'redis' }), 1);
+});
+
+test('workers: 2 share the tier: one origin request whichever worker a connection lands on', async () => {
+  const w = await spawnProxy(config({ workers: 2 }));
+  try {
+    const first = await get(w, '/obj/workers');
+    assert.match(cacheStatus(first)!, /fwd=uri-miss; stored/);
+    await inRedis('/obj/workers');
+    for (let i = 0; i < 8; i++) {
+      const r = await get(w, '/obj/workers'); // a new connection each time: node:cluster spreads them
+      assert.equal(r.text, '/obj/workers #1');
+      assert.match(cacheStatus(r)!, /^kubeproxy; hit/);
+    }
+    assert.equal(hits.get('/obj/workers'), 1);
+    const status = JSON.parse((await request(w.adminPort, { path: '/status' })).text) as { workers: Array<{ requests: number; cache: { shared: { lookups: { hit: number } } } }> };
+    assert.ok(status.workers.every((x) => x.requests > 0), `both workers served: ${status.workers.map((x) => x.requests).join(' + ')}`);
+    assert.ok(status.workers.some((x) => x.cache.shared.lookups.hit > 0), 'a worker that did not store it read it from Redis');
+  } finally {
+    await w.cleanup();
+  }
+});
