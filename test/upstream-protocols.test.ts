@@ -21,7 +21,9 @@ import { startProxy, type TestProxy } from './helpers/proxy.ts';
 type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
 
 /** Echoes what the instance saw as JSON; `/trailers` answers with a trailer field; `/slow` waits 300 ms. */
-const echo: Handler = (req, res) => {
+const echo: Handler = (req, anyRes) => {
+  // The calls below are common to both response classes.
+  const res = anyRes as ServerResponse;
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
