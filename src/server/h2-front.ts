@@ -62,10 +62,28 @@ export class H2Response extends Http2ServerResponse {
 
   override writeHead(status: number, reason?: string | OutgoingHttpHeaders | readonly string[], headers?: OutgoingHttpHeaders | readonly string[]): this {
     // RFC 9113 §8.3.2: no reason phrase in h2.
-    const fields = typeof reason === 'string' ? headers : reason;
-    if (Array.isArray(fields)) super.writeHead(status, h2HeaderLines(fields) as unknown as OutgoingHttpHeaders);
-    else super.writeHead(status, fields as OutgoingHttpHeaders | undefined);
+    const fields = typeof reason === 'string' || reason === undefined ? headers : reason;
+    if (Array.isArray(fields)) {
+      const lines = h2HeaderLines(fields);
+      if (isTrailersOnly(lines)) this.respondTrailersOnly(status, lines);
+      else super.writeHead(status, lines as unknown as OutgoingHttpHeaders);
+    } else super.writeHead(status, fields as OutgoingHttpHeaders | undefined);
     return this;
+  }
+
+  /**
+   * gRPC's "Trailers-Only" answer (an error status without messages, from the instance or the
+   * proxy): one HEADERS frame that ends the stream. Written as a head and then an empty end, gRPC
+   * clients would find no status in trailers and report INTERNAL.
+   */
+  private respondTrailersOnly(status: number, lines: readonly string[]): void {
+    const head: OutgoingHttpHeaders = { ':status': status };
+    for (let i = 0; i < lines.length; i += 2) {
+      const name = lines[i]!;
+      const prev = head[name];
+      head[name] = prev === undefined ? lines[i + 1]! : Array.isArray(prev) ? [...prev, lines[i + 1]!] : [String(prev), lines[i + 1]!];
+    }
+    this.stream.respond(head, { endStream: true });
   }
 
   /** A 103 with every field the instance sent (node:http2's own requires a Link field). */
@@ -146,6 +164,18 @@ export function h2HeaderLines(lines: readonly string[]): string[] {
     out.push(name, lines[i + 1]!);
   }
   return out;
+}
+
+/** A gRPC answer whose head carries its status (grpc-status): nothing may follow it (PROTOCOL-HTTP2.md). */
+function isTrailersOnly(lines: readonly string[]): boolean {
+  let grpcStatus = false;
+  let grpcType = false;
+  for (let i = 0; i < lines.length; i += 2) {
+    const name = lines[i]!;
+    if (name === 'grpc-status') grpcStatus = true;
+    else if (name === 'content-type') grpcType = lines[i + 1]!.toLowerCase().startsWith('application/grpc');
+  }
+  return grpcStatus && grpcType;
 }
 
 /** The total size of a request's header lines as RFC 9113 §6.5.2 counts it (name + value + 32 each). */
