@@ -88,6 +88,8 @@ before(async () => {
   client = redis.client();
   origin = await startOrigin(handler);
   [a, b] = await Promise.all([spawnProxy(config()), spawnProxy(config())]);
+  // The connection is made in the background after the start (lookups before it are misses).
+  await until(async () => (await sharedStatus(a)).connected && (await sharedStatus(b)).connected, 'both processes connected to Redis');
 });
 
 after(async () => {
@@ -102,9 +104,11 @@ test('a response stored by one proxy process is a hit in the other: one origin r
   assert.equal(first.status, 200);
   assert.match(cacheStatus(first)!, /fwd=uri-miss; stored/);
   await inRedis('/obj/1');
+  // A's write is followed by a message telling B to drop any copy it has (it has none).
+  await until(async () => (await sharedStatus(b)).invalidations.received >= 1, 'B told of A\'s write');
   const second = await get(b, '/obj/1');
   assert.equal(second.status, 200);
-  assert.equal(second.text, '/obj/1 #1');
+  assert.equal(second.text, '/obj/1 #1', JSON.stringify([cacheStatus(second), await sharedStatus(b)]));
   assert.match(cacheStatus(second)!, /^kubeproxy; hit/);
   assert.equal(hits.get('/obj/1'), 1);
   // Now in B's memory too: the next one does not ask Redis.
@@ -266,18 +270,31 @@ test('Redis killed under load: no request fails, the errors are counted, and it 
 test('workers: 2 share the tier: one origin request whichever worker a connection lands on', async () => {
   const w = await spawnProxy(config({ workers: 2 }));
   try {
+    await until(async () => {
+      const s = JSON.parse((await request(w.adminPort, { path: '/status' })).text) as { cache?: { shared?: { connected: boolean } } };
+      return s.cache?.shared?.connected === true;
+    }, 'both workers connected to Redis');
     const first = await get(w, '/obj/workers');
     assert.match(cacheStatus(first)!, /fwd=uri-miss; stored/);
     await inRedis('/obj/workers');
+    await until(async () => {
+      const s = JSON.parse((await request(w.adminPort, { path: '/status' })).text) as { cache: { shared: { invalidations: { received: number } } } };
+      return s.cache.shared.invalidations.received >= 1;
+    }, 'the other worker told of the write');
     for (let i = 0; i < 8; i++) {
       const r = await get(w, '/obj/workers'); // a new connection each time: node:cluster spreads them
       assert.equal(r.text, '/obj/workers #1');
       assert.match(cacheStatus(r)!, /^kubeproxy; hit/);
     }
     assert.equal(hits.get('/obj/workers'), 1);
-    const status = JSON.parse((await request(w.adminPort, { path: '/status' })).text) as { workers: Array<{ requests: number; cache: { shared: { lookups: { hit: number } } } }> };
+    type Shared = { lookups: { hit: number }; breaker: { state: string } };
+    const status = JSON.parse((await request(w.adminPort, { path: '/status' })).text) as { cache: { shared: Shared }; workers: Array<{ requests: number; cache: { shared: Shared } }> };
     assert.ok(status.workers.every((x) => x.requests > 0), `both workers served: ${status.workers.map((x) => x.requests).join(' + ')}`);
-    assert.ok(status.workers.some((x) => x.cache.shared.lookups.hit > 0), 'a worker that did not store it read it from Redis');
+    const readers = status.workers.filter((x) => x.cache.shared.lookups.hit > 0);
+    assert.equal(readers.length, 1, 'the worker that did not store it read it from Redis once');
+    // The primary's /status adds the workers' shared-tier figures up.
+    assert.equal(status.cache.shared.lookups.hit, 1);
+    assert.equal(status.cache.shared.breaker.state, 'closed');
   } finally {
     await w.cleanup();
   }

@@ -8,7 +8,9 @@
  *   - an instance's state is the worst any worker sees (one worker that ejected it has it out
  *     of rotation for a share of the traffic), with the latest ejection end, error and probe;
  *   - purges are fanned out to every worker, so each counts the same purge: the most any
- *     worker counted is the number of purges.
+ *     worker counted is the number of purges;
+ *   - the shared cache tier (each worker has its own connection and breaker): its counts add
+ *     up, its breaker state is the worst any worker has, `connected` only when all are.
  * Services and instances keep the order of the first worker that reports them.
  */
 import { mergeCounts, summarize, type WindowCounts } from '../observability/window.ts';
@@ -112,6 +114,31 @@ function mergeCache(caches: readonly Json[], window: WindowCounts): Json {
     hitRatio: total === 0 ? null : Math.round((served / total) * 10_000) / 10_000,
     purges: Math.max(0, ...caches.map((c) => num(c.purges))),
     lastMinute: { lookups: window.cacheLookups, served: window.cacheServed, hitRatio: summarize(window).cacheHitRatio },
+    ...mergeShared(caches.map((c) => c.shared).filter(isObject)),
+  };
+}
+
+const BREAKER_ORDER = ['open', 'half-open', 'closed'];
+
+function mergeShared(shared: readonly Json[]): { shared?: Json } {
+  if (shared.length === 0) return {};
+  const sum = (field: string): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const s of shared) if (isObject(s[field])) for (const [k, v] of Object.entries(s[field])) out[k] = (out[k] ?? 0) + num(v);
+    return out;
+  };
+  const breakers = shared.map((s) => (isObject(s.breaker) ? s.breaker : {}));
+  const worst = breakers.reduce((w, b) => (BREAKER_ORDER.indexOf(String(b.state)) < BREAKER_ORDER.indexOf(String(w.state)) ? b : w));
+  return {
+    shared: {
+      ...shared[0],
+      connected: shared.every((s) => s.connected === true),
+      breaker: { ...worst, opened: breakers.reduce((n, b) => n + num(b.opened), 0) },
+      lookups: sum('lookups'),
+      writes: sum('writes'),
+      invalidations: sum('invalidations'),
+      lastError: shared.map((s) => s.lastError).reduce((a, b) => latest(a, b, 'at'), null),
+    },
   };
 }
 
