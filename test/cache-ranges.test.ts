@@ -230,14 +230,22 @@ test('an object over maxObjectSize: the first range gets the full 200, later ran
     assert.equal(cacheStatus(r), 'kubeproxy; fwd=uri-miss; detail="partial-content"');
   }
   assert.deepEqual(s.sentRanges('/big'), [undefined, 'bytes=4990-', 'bytes=4990-']);
-  // A private object the same way: never stored, its ranges answered by the origin.
-  await s.get('/private', { headers: { range: 'bytes=0-9' } });
-  const p = await s.get('/private', { headers: { range: 'bytes=0-9' } });
-  assertPart(p, 0, 9);
+});
+
+test('a private object within maxObjectSize: the first range is cut from its full answer, later ones go to the origin', async (t) => {
+  const s = await setup(t);
+  const first = await s.get('/private', { headers: { range: 'bytes=0-9' } });
+  assertPart(first, 0, 9, 'cut from the answer, which is not stored');
+  assert.equal(cacheStatus(first), 'kubeproxy; fwd=uri-miss; detail="private"');
+  assert.equal(first.headers['cache-control'], 'private, max-age=60');
+  const multi = await s.get('/private', { headers: { range: 'bytes=0-0,-1' } });
+  assert.equal(multi.status, 206);
+  const p = await s.get('/private', { headers: { range: 'bytes=990-' } });
+  assertPart(p, 990, 999);
   assert.equal(cacheStatus(p), 'kubeproxy; fwd=uri-miss; detail="partial-content"');
   const plain = await s.get('/private');
   assert.equal(plain.status, 200, 'no 206 was stored for the URL');
-  assert.deepEqual(s.sentRanges('/private'), [undefined, 'bytes=0-9', undefined]);
+  assert.deepEqual(s.sentRanges('/private'), [undefined, 'bytes=0-0,-1', 'bytes=990-', undefined]);
 });
 
 test('a range request with Authorization or no-store goes to the origin with its Range, and gets its 206', async (t) => {

@@ -50,10 +50,11 @@
  *  - Byte ranges (RFC 9110 §14, range.ts): the Range of a GET is no part of the key. Whatever
  *    answers from an entry (hit, stale, revalidated, collapsed) cuts the client's own range from
  *    a stored 200 (206, multipart, 416; If-Range honoured). A miss or revalidation goes upstream
- *    without Range and If-Range, for the full response (NGINX and Varnish do the same). When
- *    that response is storable and declares a Content-Length (so at most maxObjectSize), it is
- *    taken: stored, then the range is cut from it. Otherwise the client gets the full 200 as it
- *    streams (§14.2 lets a server ignore Range); nothing is cut from a stream. A key whose last
+ *    without Range and If-Range, for the full response (NGINX and Varnish do the same). A 200
+ *    that declares a Content-Length of at most maxObjectSize is taken: read whole, stored when it
+ *    may be, and the range is cut from it. A larger one, or one without Content-Length, reaches
+ *    the client as the full 200 as it streams (§14.2 lets a server ignore Range; stored when it
+ *    may be); nothing is cut from a stream. A key whose last
  *    answer could not be stored (the uncollapsible mark: too large, private, a 206...), and a
  *    request with no-store or Authorization, send the client's Range on: the origin's 206 is
  *    passed through; only a 200 to it is stored.
@@ -98,10 +99,11 @@ import {
   type PolicyOptions,
   type ReuseDecision,
 } from './policy.ts';
-import { parseRange, rangeAnswer, rangeFields, type RangeFields } from './range.ts';
+import { parseRange, rangeAnswer, rangeFields, type ByteRange, type RangeFields, type RangeSource } from './range.ts';
 import {
   bodyless,
   notModifiedResponseHeaders,
+  partialForwardedHeaders,
   partialResponseHeaders,
   storedResponseHeaders,
   unsatisfiableResponse,
@@ -192,6 +194,8 @@ export class CacheFlow implements RequestCache {
   private staleReason: OnErrorDetail | undefined;
   private notModified: string[] | undefined;
   private fill: Fill | undefined;
+  /** A Range request's full answer that is not stored, read whole to cut the range from it. */
+  private cut: { headers: string[]; received: string[]; chunks: Buffer[]; size: number } | undefined;
   /** Method sent upstream (a HEAD client's revalidation is a GET). */
   private sentMethod = '';
   /** The client's If-None-Match / If-Modified-Since were removed from the forwarded request. */
@@ -426,26 +430,31 @@ export class CacheFlow implements RequestCache {
       ctx.responseBody = undefined;
       return;
     }
-    const range = this.range === undefined ? undefined : rangeAnswer(entry, this.range);
-    if (range !== undefined) {
-      if (range.kind === 'unsatisfiable') {
-        const r = unsatisfiableResponse(entry, o);
-        ctx.status = 416;
-        ctx.responseHeaders = r.headers;
-        ctx.responseBody = r.body;
-        return;
-      }
-      ctx.status = 206;
-      ctx.responseBody = range.body;
-      ctx.responseHeaders =
-        range.kind === 'single'
-          ? partialResponseHeaders(entry, age, o, range.range, range.range.end - range.range.start + 1)
-          : partialResponseHeaders(entry, age, o, range.boundary, range.length);
-      return;
-    }
+    if (this.range !== undefined && this.answerRange(entry, o, (part, length) => partialResponseHeaders(entry, age, o, part, length))) return;
     ctx.status = entry.status;
     ctx.responseHeaders = storedResponseHeaders(entry, age, o);
     ctx.responseBody = this.method === 'HEAD' || bodyless(entry.status) ? undefined : entry.body;
+  }
+
+  /**
+   * Puts the answer to the client's Range from `source` on the request (206 with the head `head`
+   * makes, or 416); false when the full response is to be served (range.ts rangeAnswer).
+   */
+  private answerRange(source: RangeSource, o: ClientHeaderOptions, head: (part: ByteRange | string, length: number) => string[]): boolean {
+    const range = rangeAnswer(source, this.range!);
+    if (range === undefined) return false;
+    const ctx = this.ctx;
+    if (range.kind === 'unsatisfiable') {
+      const r = unsatisfiableResponse(source.bodySize, o);
+      ctx.status = 416;
+      ctx.responseHeaders = r.headers;
+      ctx.responseBody = r.body;
+      return true;
+    }
+    ctx.status = 206;
+    ctx.responseBody = range.body;
+    ctx.responseHeaders = range.kind === 'single' ? head(range.range, range.range.end - range.range.start + 1) : head(range.boundary, range.length);
+    return true;
   }
 
   // ---- the store phase: the forwarded request's answer (ResponseInterceptor) ------------------
@@ -458,7 +467,7 @@ export class CacheFlow implements RequestCache {
       this.appendStatus(headers, { fwd: this.fwd, detail: this.detail });
       return 'forward';
     }
-    if (this.phase === 'miss' && this.sentMethod === 'GET' && !this.clientConditional && status < 500 && this.layer.zeroTtl.zeroTtl(status, raw, this.reqHeaders)) {
+    if (this.phase === 'miss' && this.sentMethod === 'GET' && !this.clientConditional && this.range === undefined && status < 500 && this.layer.zeroTtl.zeroTtl(status, raw, this.reqHeaders)) {
       return this.notWorthStoring(headers);
     }
     const received = headerStrings(raw);
@@ -536,11 +545,16 @@ export class CacheFlow implements RequestCache {
       this.taken = 'answered';
       return 'answer';
     }
-    if (this.range !== undefined && this.fill !== undefined && status === 200 && declaredLength(received) !== undefined && parseRange(this.range.range) !== undefined) {
-      // At most maxObjectSize (checked above): read it whole, store it, cut the range from it.
-      this.ctx.cacheStatus = cacheStatus(info);
-      this.taken = 'range';
-      return 'take';
+    if (this.range !== undefined && status === 200) {
+      const length = declaredLength(received);
+      if (length !== undefined && length <= layer.maxObjectSize && parseRange(this.range.range) !== undefined) {
+        // Read whole (at most maxObjectSize): stored when it may be (the fill), else kept for this
+        // request only (the cut); the range is cut from it at the end.
+        this.ctx.cacheStatus = cacheStatus(info);
+        if (this.fill === undefined) this.cut = { headers, received, chunks: [], size: 0 };
+        this.taken = 'range';
+        return 'take';
+      }
     }
     this.appendStatus(headers, info);
     return 'forward';
@@ -561,6 +575,12 @@ export class CacheFlow implements RequestCache {
   }
 
   onData(chunk: Buffer): void {
+    const cut = this.cut;
+    if (cut !== undefined) {
+      cut.chunks.push(chunk);
+      cut.size += chunk.length;
+      return;
+    }
     const fill = this.fill;
     if (fill !== undefined && !fill.add(chunk)) {
       // Over maxObjectSize: the copy is gone, the response keeps streaming.
@@ -579,7 +599,7 @@ export class CacheFlow implements RequestCache {
       case 'stale':
         return this.staleOnError(this.takenStatus);
       case 'range':
-        return this.rangeFromFill();
+        return this.cut !== undefined ? this.rangeFromCut() : this.rangeFromFill();
       default:
         this.storeFill();
         return 'done';
@@ -588,6 +608,7 @@ export class CacheFlow implements RequestCache {
 
   onError(err: ProxyError, extraHeaders: string[]): AfterError {
     this.fill = undefined; // a cut body is never stored
+    this.cut = undefined;
     const ctx = this.ctx;
     if (err.kind === 'client_abort' || ctx.res.destroyed) {
       this.endFlight('abandoned');
@@ -679,6 +700,23 @@ export class CacheFlow implements RequestCache {
       return 'forward';
     }
     this.answerFrom(entry, ageHeaderValue(entry, this.layer.now()), false, this.ctx.cacheStatus);
+    return 'serve';
+  }
+
+  /** A Range request's full response that may not be stored is in: the range is cut from it. */
+  private rangeFromCut(): 'serve' {
+    const cut = this.cut!;
+    this.cut = undefined;
+    const ctx = this.ctx;
+    const status = ctx.cacheStatus;
+    const source: RangeSource = { status: 200, headers: cut.received, body: cut.chunks, bodySize: cut.size };
+    const head = (part: ByteRange | string, length: number) => partialForwardedHeaders(cut.headers, cut.size, part, length, status);
+    if (!this.answerRange(source, this.clientOptions(status), head)) {
+      ctx.status = 200;
+      cut.headers.push('Cache-Status', status);
+      ctx.responseHeaders = cut.headers;
+      ctx.responseBody = cut.chunks;
+    }
     return 'serve';
   }
 

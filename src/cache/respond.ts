@@ -91,7 +91,23 @@ export function storedResponseHeaders(entry: CacheEntry, age: string, o: ClientH
  * multipart/byteranges boundary; `length` the body's length.
  */
 export function partialResponseHeaders(entry: CacheEntry, age: string, o: ClientHeaderOptions, part: ByteRange | string, length: number): string[] {
-  const base = baseHeaders(entry, o.via);
+  const headers = partialHead(baseHeaders(entry, o.via), entry.bodySize, part, length);
+  headers.push('Age', age, 'X-Request-Id', o.requestId);
+  return finish(headers, o);
+}
+
+/**
+ * The head of a 206 cut from an answer that was not stored: `headers` is its client-bound list
+ * (Via, X-Request-Id and a draining Connection: close already in), `total` its length.
+ */
+export function partialForwardedHeaders(headers: readonly string[], total: number, part: ByteRange | string, length: number, cacheStatus: string): string[] {
+  const out = partialHead(headers, total, part, length);
+  out.push('Cache-Status', cacheStatus);
+  return out;
+}
+
+/** `base` without its length and range fields (and type, for multipart), with the part's. */
+function partialHead(base: readonly string[], total: number, part: ByteRange | string, length: number): string[] {
   const headers: string[] = [];
   for (let i = 0; i + 1 < base.length; i += 2) {
     const lower = base[i]!.toLowerCase();
@@ -99,17 +115,17 @@ export function partialResponseHeaders(entry: CacheEntry, age: string, o: Client
     headers.push(base[i]!, base[i + 1]!);
   }
   if (typeof part === 'string') headers.push('Content-Type', `multipart/byteranges; boundary=${part}`);
-  else headers.push('Content-Range', `bytes ${part.start}-${part.end}/${entry.bodySize}`);
-  headers.push('Content-Length', String(length), 'Age', age, 'X-Request-Id', o.requestId);
-  return finish(headers, o);
+  else headers.push('Content-Range', `bytes ${part.start}-${part.end}/${total}`);
+  headers.push('Content-Length', String(length));
+  return headers;
 }
 
-/** The head and body of a 416 for `entry` (RFC 9110 §15.5.17). */
-export function unsatisfiableResponse(entry: CacheEntry, o: ClientHeaderOptions): { headers: string[]; body: string } {
-  const body = `416 Range Not Satisfiable: the representation is ${entry.bodySize} bytes long\n`;
+/** The head and body of a 416 for a representation of `size` bytes (RFC 9110 §15.5.17). */
+export function unsatisfiableResponse(size: number, o: ClientHeaderOptions): { headers: string[]; body: string } {
+  const body = `416 Range Not Satisfiable: the representation is ${size} bytes long\n`;
   const headers = clientResponseHeaders(
     [
-      'Content-Range', `bytes */${entry.bodySize}`,
+      'Content-Range', `bytes */${size}`,
       'Content-Type', 'text/plain; charset=utf-8',
       'Content-Length', String(body.length),
       'Cache-Control', 'no-store',
