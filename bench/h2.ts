@@ -10,7 +10,7 @@
 // CPU per request (or per connection) is the server's utime + stime from /proc over the run: it
 // moves far less with a busy host than req/s does.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { V8_FLAGS } from '../src/v8-flags.ts';
@@ -18,7 +18,7 @@ import { PROJECT_DIR } from './build.ts';
 import { childEnv, HOST, NotAvailable, type Ctx } from './contenders.ts';
 import { kubeproxyConfig, KUBEPROXY_BIN } from './kubeproxy.ts';
 import { median, waitForQuiet } from './measure.ts';
-import { nginxConf } from './nginx.ts';
+import { nginxConf, startNginx } from './nginx.ts';
 import { cpuSeconds, processTree } from './procstat.ts';
 import { freePort, killOnExit, startProcess, stopProcess, waitForPort } from './processes.ts';
 import { table } from './report.ts';
@@ -125,23 +125,7 @@ const kubeproxyH2: H2Contender = {
 
 const nginxH2: H2Contender = {
   id: 'nginx',
-  async start(ctx, tls) {
-    if (!ctx.nginxBin) throw new NotAvailable(ctx.nginxMissing ?? 'not installed');
-    const dir = join(ctx.tmpDir, `nginx-h2-${Date.now()}`);
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    writeFileSync(join(dir, 'nginx.conf'), nginxH2Conf(dir, port, ctx.originPorts[0], tls, versionOf(ctx.nginxBin, ['-v'])));
-    const proc = startProcess(ctx.nginxBin, ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
-      cpu: ctx.proxyCpu, logFile: join(dir, 'stdout.log'),
-    });
-    try {
-      await waitForPort(proc, port, 10_000);
-    } catch (e) {
-      await stopProcess(proc);
-      throw new NotAvailable(`failed to start: ${(e as Error).message}`);
-    }
-    return { pid: proc.pid, port, stop: () => stopProcess(proc) };
-  },
+  start: (ctx, tls) => startNginx(ctx, (dir, port, bin) => nginxH2Conf(dir, port, ctx.originPorts[0], tls, versionOf(bin, ['-v']))),
 };
 
 export const H2_CONTENDERS: readonly H2Contender[] = [kubeproxyH2, nginxH2];
@@ -185,9 +169,12 @@ export function parseH2load(out: string): H2loadResult {
   };
 }
 
-/** One h2load run on the load CPU, killed if it overruns by 20 s. */
+/**
+ * One h2load run on the load CPU, killed if it overruns by 20 s. A connection silent for 10 s is
+ * closed by h2load itself (-N), so a stalled stream counts as failed instead of holding the run.
+ */
 function h2load(bin: string, cpu: string | null, args: string[], limitS: number): Promise<H2loadResult> {
-  const argv = [...args, '-H', `:authority: ${HOST}`];
+  const argv = [...args, '-N10s', '-H', `:authority: ${HOST}`];
   const [file, list] = cpu != null ? ['taskset', ['-c', cpu, bin, ...argv]] : [bin, argv];
   return new Promise((resolve, reject) => {
     const child = spawn(file, list, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,7 +3,7 @@
 // keepalive_requests raised so that, like the Node contenders, it never recycles connections.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NotAvailable, type Contender } from './contenders.ts';
+import { NotAvailable, type Contender, type Ctx, type Running } from './contenders.ts';
 import { freePort, startProcess, stopProcess, waitForPort } from './processes.ts';
 
 export function nginxConf(dir: string, port: number, originPort: number): string {
@@ -38,23 +38,26 @@ http {
 `;
 }
 
+/** Starts NGINX on the proxy CPU with the config `conf` writes for its directory and port (the HTTP/2 workloads of h2.ts give theirs). */
+export async function startNginx(ctx: Ctx, conf: (dir: string, port: number, nginxBin: string) => string): Promise<Running> {
+  if (!ctx.nginxBin) throw new NotAvailable(ctx.nginxMissing ?? 'not installed');
+  const dir = join(ctx.tmpDir, `nginx-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  writeFileSync(join(dir, 'nginx.conf'), conf(dir, port, ctx.nginxBin));
+  const proc = startProcess(ctx.nginxBin, ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
+    cpu: ctx.proxyCpu, logFile: join(dir, 'stdout.log'),
+  });
+  try {
+    await waitForPort(proc, port, 10_000);
+  } catch (e) {
+    await stopProcess(proc);
+    throw new NotAvailable(`failed to start: ${(e as Error).message}`);
+  }
+  return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc) };
+}
+
 export const nginx: Contender = {
   id: 'nginx', kind: 'proxy', workloads: ['small', '64k', 'cache-hit'], pinned: true,
-  async start(ctx) {
-    if (!ctx.nginxBin) throw new NotAvailable(ctx.nginxMissing ?? 'not installed');
-    const dir = join(ctx.tmpDir, `nginx-${Date.now()}`);
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, port, ctx.originPorts[0]));
-    const proc = startProcess(ctx.nginxBin, ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
-      cpu: ctx.proxyCpu, logFile: join(dir, 'stdout.log'),
-    });
-    try {
-      await waitForPort(proc, port, 10_000);
-    } catch (e) {
-      await stopProcess(proc);
-      throw new NotAvailable(`failed to start: ${(e as Error).message}`);
-    }
-    return { pid: proc.pid, port, fresh: true, stop: () => stopProcess(proc) };
-  },
+  start: (ctx) => startNginx(ctx, (dir, port) => nginxConf(dir, port, ctx.originPorts[0])),
 };
