@@ -126,6 +126,11 @@ const TLS_VERIFY_CODES = new Set([
   'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/** OpenSSL's reason out of its error line (`...:error:0A000460:SSL routines:ssl3_read_bytes:<reason>:file:line:...`). */
+function tlsReason(message: string): string {
+  return /:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):/.exec(message)?.[1] ?? message.trim();
+}
+
 /** Whether `code` is a failed TLS handshake with an instance (its certificate refused, no common protocol). */
 function isTlsFailure(code: string): boolean {
   return TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_');
@@ -146,7 +151,7 @@ export function upstreamError(err: unknown, instance: string, responseStarted = 
     // Like a connect failure nothing was sent, so another instance may be tried (Envoy counts a
     // handshake failure as a connect failure); but the instance answered, so it is not "unreachable",
     // and the request ends with a 502 naming the reason rather than a 503.
-    return new ProxyError('upstream_protocol', `upstream TLS: ${e.message ?? code} (instance ${instance}, ${code})`, true, { cause: err });
+    return new ProxyError('upstream_protocol', `upstream TLS: ${tlsReason(e.message ?? code)} (instance ${instance}, ${code})`, true, { cause: err });
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new ProxyError('timeout', `connect to instance ${instance} timed out`, true, { cause: err, unreachable: true });

@@ -16,6 +16,7 @@ const EchoService = {
   serverStream: { path: '/test.Echo/ServerStream', requestStream: false, responseStream: true, ...bytes },
   fail: { path: '/test.Echo/Fail', requestStream: false, responseStream: false, ...bytes },
   slow: { path: '/test.Echo/Slow', requestStream: false, responseStream: false, ...bytes },
+  slowStream: { path: '/test.Echo/SlowStream', requestStream: false, responseStream: true, ...bytes },
 } satisfies grpc.ServiceDefinition;
 const EchoClient = grpc.makeGenericClientConstructor(EchoService, 'Echo');
 /** Details with characters grpc-message percent-encodes. */
@@ -60,6 +61,11 @@ describe('gRPC through the h2 front to an h2c instance', () => {
       fail: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: DETAILS }),
       slow: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         setTimeout(() => cb(null, Buffer.from('late')), 3000).unref();
+      },
+      // One message at once, the next after 3 s.
+      slowStream: (c: grpc.ServerWritableStream<Buffer, Buffer>) => {
+        c.write(Buffer.from('first'));
+        setTimeout(() => c.end(), 3000).unref();
       },
     });
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
@@ -124,6 +130,29 @@ describe('gRPC through the h2 front to an h2c instance', () => {
       assert.equal(head['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
       assert.match(String(head['grpc-message']), /deadline of 300 ms \(grpc-timeout\) exceeded/);
       assert.ok(performance.now() - started < 2500, 'well before the handler answers (3 s)');
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a stream under way at its grpc-timeout ends with DEADLINE_EXCEEDED in its trailers', async () => {
+    const session = connect(`https://127.0.0.1:${tlsPort}`, { ca: front.cert, servername: 'echo.grpc.test' });
+    try {
+      const seen = await new Promise<{ head: IncomingHttpHeaders; trailers: IncomingHttpHeaders; bytes: number }>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/test.Echo/SlowStream', ':authority': 'echo.grpc.test', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '500m' });
+        let head: IncomingHttpHeaders = {};
+        let bytes = 0;
+        s.on('response', (h) => (head = h));
+        s.on('data', (d: Buffer) => (bytes += d.length));
+        s.on('trailers', (trailers) => resolve({ head, trailers, bytes }));
+        s.on('error', reject);
+        s.on('close', () => reject(new Error(`closed without trailers (rst ${s.rstCode})`)));
+        s.end(Buffer.from([0, 0, 0, 0, 1, 120]));
+      });
+      assert.equal(seen.head[':status'], 200);
+      assert.equal(seen.head['grpc-status'], undefined, 'the instance had started its answer');
+      assert.equal(seen.bytes, 5 + 'first'.length, 'the message sent before the deadline');
+      assert.equal(seen.trailers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
     } finally {
       session.close();
     }

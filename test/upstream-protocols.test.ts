@@ -101,6 +101,7 @@ describe('instances over https, h2 and h2c', () => {
         { name: 'unverified', domain: 'unverified.proto.test', protocol: 'https', tls: { ca: other.certFile, verify: false }, hosts: [{ port: httpsPort }] },
         { name: 'h2', domain: 'h2.proto.test', protocol: 'h2', tls: verified, hosts: [{ port: h2Port }] },
         { name: 'h2-wrong-ca', domain: 'h2-wrong-ca.proto.test', protocol: 'h2', tls: { ca: other.certFile, serverName: 'api.internal' }, hosts: [{ port: h2Port }] },
+        { name: 'h2-to-h1', domain: 'h2-to-h1.proto.test', protocol: 'h2', tls: verified, hosts: [{ port: httpsPort }] },
         { name: 'h2c', domain: 'h2c.proto.test', protocol: 'h2c', hosts: [{ port: h2cPort }] },
         { name: 'h2c-dead', domain: 'dead.proto.test', protocol: 'h2c', retries: { attempts: 0 }, hosts: [{ port: dead }] },
       ],
@@ -144,6 +145,9 @@ describe('instances over https, h2 and h2c', () => {
     const refused = await request(proxy.port, { host: 'h2-wrong-ca.proto.test' });
     assert.equal(refused.status, 502);
     assert.match(refused.text, /upstream TLS: self-signed certificate/);
+    const noH2 = await request(proxy.port, { host: 'h2-to-h1.proto.test' });
+    assert.equal(noH2.status, 502, 'an instance that does not offer h2 by ALPN');
+    assert.match(noH2.text, /upstream TLS: tlsv1 alert no application protocol \(instance 127\.0\.0\.1:\d+, ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL\)/);
   });
 
   test("an h2 instance's trailers reach an h2 client, and an HTTP/1.1 client only with TE: trailers", async () => {
