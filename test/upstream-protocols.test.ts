@@ -38,6 +38,26 @@ const echo: Handler = (req, anyRes) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ version: req.httpVersion, host: req.headers.host ?? req.headers[':authority'], method: req.method, body: Buffer.concat(chunks).toString() }));
     };
+    if (req.url === '/big') {
+      // 4 MiB, then a trailer: far more than the h2 flow-control windows hold.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: 'x-checksum' });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      let i = 0;
+      const more = (): void => {
+        while (i < 64) {
+          i++;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.addTrailers({ 'x-checksum': 'big' });
+        res.end();
+      };
+      return more();
+    }
+    if (req.url === '/goaway') {
+      // The instance says GOAWAY on this session once it answered.
+      res.end('bye', () => (req as Http2ServerRequest).stream.session?.close());
+      return;
+    }
     if (req.url === '/slow') setTimeout(answer, 300);
     else answer();
   });
@@ -94,6 +114,7 @@ describe('instances over https, h2 and h2c', () => {
     const verified = { ca: api.certFile, serverName: 'api.internal' };
     proxy = await startProxy({
       tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: front.certFile, key: front.keyFile }] },
+      client: { maxBodySize: '64KiB' },
       services: [
         { name: 'https', domain: 'https.proto.test', protocol: 'https', tls: verified, hosts: [{ port: httpsPort }] },
         { name: 'wrong-ca', domain: 'wrong-ca.proto.test', protocol: 'https', tls: { ca: other.certFile, serverName: 'api.internal' }, hosts: [{ port: httpsPort }] },
@@ -200,6 +221,39 @@ describe('instances over https, h2 and h2c', () => {
     assert.ok(h2cMaxConcurrent > 1, `the instance saw at most ${h2cMaxConcurrent} stream(s) at once`);
     // One at a time would take 10 × 300 ms.
     assert.ok(elapsed < 2500, `10 calls of 300 ms took ${Math.round(elapsed)} ms`);
+  });
+
+  test('a slow client gets every byte and the trailer of a large h2c answer (flow control, no loss)', async () => {
+    const { length, trailer } = await new Promise<{ length: number; trailer: string | undefined }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: proxy.port, path: '/big', headers: { host: 'h2c.proto.test', te: 'trailers' }, agent: false }, (res) => {
+        let length = 0;
+        // Reads in bursts with pauses, so the proxy's writes back up and the instance's stream is paused.
+        const slow = setInterval(() => (res.isPaused() ? res.resume() : res.pause()), 20);
+        res.on('data', (d: Buffer) => (length += d.length));
+        res.on('end', () => {
+          clearInterval(slow);
+          resolve({ length, trailer: res.trailers['x-checksum'] });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(length, 64 * 64 * 1024);
+    assert.equal(trailer, 'big');
+  });
+
+  test('an h2c instance that sends GOAWAY: the next requests go over a new session', async () => {
+    const before = h2cSessionCount;
+    assert.equal((await request(proxy.port, { host: 'h2c.proto.test', path: '/goaway' })).text, 'bye');
+    for (let i = 0; i < 3; i++) assert.equal((await request(proxy.port, { host: 'h2c.proto.test', path: '/after' })).status, 200);
+    assert.ok(h2cSessionCount > before, 'a new session was opened');
+  });
+
+  test('a chunked body over client.maxBodySize to an h2c instance: 413', async () => {
+    const r = await request(proxy.port, { host: 'h2c.proto.test', method: 'POST', path: '/p', headers: { 'transfer-encoding': 'chunked' }, body: Buffer.alloc(100 * 1024, 97) });
+    assert.equal(r.status, 413);
+    assert.equal((await request(proxy.port, { host: 'h2c.proto.test', path: '/after-413' })).status, 200);
   });
 
   test('an h2c instance that is down: 503 naming the refused connection', async () => {
