@@ -1,31 +1,19 @@
 /** The invalidation bus on a real redis-server. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Redis } from 'ioredis';
-import { startRedis, type TestRedis } from '../../test/helpers/redis.ts';
+import { redisForTests } from '../../test/helpers/redis.ts';
 import { InvalidationBus } from './invalidation-bus.ts';
 
-let redis: TestRedis;
-let client: Redis;
-
-before(async () => {
-  redis = await startRedis();
-  client = redis.client();
-});
-
-after(async () => {
-  client.disconnect();
-  await redis.stop();
-});
+const r = redisForTests();
 
 test('an invalidation reaches the other process, never the sender', async () => {
-  const subA = redis.client();
-  const subB = redis.client();
+  const subA = r.server.client();
+  const subB = r.server.client();
   const seenA: string[] = [];
   const seenB: string[] = [];
   const handlers = (seen: string[]) => ({ onKey: (k: string) => seen.push(`k:${k}`), onPrefix: (p: string) => seen.push(`p:${p}`), onGap: () => seen.push('gap') });
-  const a = new InvalidationBus(client, subA, 'bus:', handlers(seenA));
-  const b = new InvalidationBus(client, subB, 'bus:', handlers(seenB));
+  const a = new InvalidationBus(r.client, subA, 'bus:', handlers(seenA));
+  const b = new InvalidationBus(r.client, subB, 'bus:', handlers(seenB));
   try {
     await new Promise((r) => setTimeout(r, 100)); // both subscribed
     await a.publishKey('svc\u0000http://h/a b');
@@ -42,13 +30,13 @@ test('an invalidation reaches the other process, never the sender', async () => 
 });
 
 test('a subscriber that reconnects is told it may have missed messages', async () => {
-  const sub = redis.client();
+  const sub = r.server.client();
   const seen: string[] = [];
-  const bus = new InvalidationBus(client, sub, 'gap:', { onKey: () => {}, onPrefix: () => {}, onGap: () => seen.push('gap') });
+  const bus = new InvalidationBus(r.client, sub, 'gap:', { onKey: () => {}, onPrefix: () => {}, onGap: () => seen.push('gap') });
   try {
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(seen, []);
-    await client.client('KILL', 'TYPE', 'pubsub');
+    await r.client.client('KILL', 'TYPE', 'pubsub');
     const deadline = Date.now() + 5_000;
     while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(seen, ['gap']);

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
 
 export interface TestRedis {
@@ -91,6 +92,28 @@ export async function startRedis(): Promise<TestRedis> {
     stop: async () => {
       await kill();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts a server before the file's tests and stops it after them; `client` is connected to it. */
+export function redisForTests(): { readonly server: TestRedis; readonly client: Redis } {
+  let server: TestRedis | undefined;
+  let client: Redis | undefined;
+  before(async () => {
+    server = await startRedis();
+    client = server.client();
+  });
+  after(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get client() {
+      return client!;
     },
   };
 }
