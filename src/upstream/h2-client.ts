@@ -5,10 +5,10 @@
  * after `keepAliveTimeout` without a stream. It speaks the handler protocol undici's dispatch
  * speaks (upstream/client.ts's Attempt), so forward() does not know which one it drives.
  *
- * Not undici's HTTP/2 client (7.30), measured against a node:http2 instance: it runs one stream
- * at a time per session for a request with a streamed body (every request from the h2 front and
- * every gRPC call), drops the DATA still buffered behind a paused stream when the trailers arrive
- * (a truncated answer under back-pressure), and never reports 1xx answers.
+ * Not undici's HTTP/2 client (7.30), tried against a node:http2 instance: it runs one stream at a
+ * time per session for a request with a streamed body (every request from the h2 front and every
+ * gRPC call), drops the DATA still buffered behind a paused stream when the trailers arrive (a
+ * truncated answer under back-pressure), and never reports 1xx answers (docs/tls.md).
  *
  * Back-pressure both ways is h2 flow control: a paused response stream stops reading, so its
  * window closes; a request body is paused while the stream's write buffer is full. Timeouts are
