@@ -46,6 +46,10 @@ export function openSharedTier(shared: SharedConfig, memory: MemoryStore, now: (
   const r = shared.redis;
   const name = `kubeproxy-${process.pid}`;
   const redis: Redis = createRedisClient(r.url, { name });
+  let started = false;
+  redis.once('ready', () => {
+    started = true;
+  });
   const subscriber: Redis = createRedisClient(r.url, { name: `${name}-sub`, queueWhileDown: true });
   const breaker = new SharedBreaker({
     failures: r.breaker.failures,
@@ -64,6 +68,7 @@ export function openSharedTier(shared: SharedConfig, memory: MemoryStore, now: (
     shared: new RedisStore({ redis, keyPrefix: r.keyPrefix, maxObjectSize: memory.maxObjectSize, maxTtl: r.maxTtl, now }),
     breaker,
     timeoutMs: r.timeout,
+    started: () => started,
     bus,
     events: {
       lookup: (result) => metrics.sharedCacheLookup(result),

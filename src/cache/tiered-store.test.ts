@@ -38,10 +38,10 @@ class SlowStore implements CacheStore {
   }
 }
 
-function tiered(timeoutMs = 30, failures = 2) {
+function tiered(timeoutMs = 30, failures = 2, started?: () => boolean) {
   const shared = new SlowStore();
   const memory = new MemoryStore();
-  const store = new TieredStore({ memory, shared, breaker: new SharedBreaker({ failures, cooldownMs: 60_000 }), timeoutMs });
+  const store = new TieredStore({ memory, shared, breaker: new SharedBreaker({ failures, cooldownMs: 60_000 }), timeoutMs, started });
   return { shared, memory, store };
 }
 
@@ -118,4 +118,17 @@ test('an invalidation from another process drops the memory copy; a read that st
   assert.ok(await reading);
   assert.equal(memory.get('j'), undefined);
   assert.equal(store.counts.invalidations.received, 2);
+});
+
+test('before the first connection the shared tier is skipped without opening the breaker', async () => {
+  let started = false;
+  const { shared, store } = tiered(30, 1, () => started);
+  shared.inner.put('k', entry('k'));
+  for (let i = 0; i < 3; i++) assert.equal(store.get('k'), undefined);
+  store.put('j', entry('j'));
+  assert.equal(shared.calls, 0);
+  assert.equal(store.breaker.state, 'closed');
+  assert.equal(store.counts.lookups.skipped, 3);
+  started = true;
+  assert.ok(await store.get('k'));
 });

@@ -40,6 +40,11 @@ export interface TieredStoreOptions {
   readonly timeoutMs: number;
   readonly bus?: InvalidationBus | undefined;
   readonly events?: SharedTierEvents | undefined;
+  /**
+   * False until the shared tier was first reached: until then it is skipped without counting
+   * against the breaker, so that the requests of a fresh start do not open it. Default: always true.
+   */
+  readonly started?: (() => boolean) | undefined;
 }
 
 /** Shared writes in flight at most; more are skipped (counted). */
@@ -79,6 +84,7 @@ export class TieredStore implements CacheStore {
   readonly #timeoutMs: number;
   readonly #bus: InvalidationBus | undefined;
   readonly #events: SharedTierEvents | undefined;
+  readonly #started: () => boolean;
   #pendingWrites = 0;
   /** Bumped by every invalidation received: a shared read that straddles one does not fill memory. */
   #epoch = 0;
@@ -94,12 +100,13 @@ export class TieredStore implements CacheStore {
     this.#timeoutMs = options.timeoutMs;
     this.#bus = options.bus;
     this.#events = options.events;
+    this.#started = options.started ?? (() => true);
   }
 
   get(key: string): CacheObject | undefined | Promise<CacheObject | undefined> {
     const local = this.memory.get(key);
     if (local !== undefined) return local;
-    if (!this.breaker.allow()) {
+    if (!this.#started() || !this.breaker.allow()) {
       this.#lookup('skipped');
       return undefined;
     }
@@ -123,7 +130,7 @@ export class TieredStore implements CacheStore {
 
   put(key: string, entry: CacheEntry): boolean {
     const stored = this.memory.put(key, entry);
-    if (!this.breaker.allow() || this.#pendingWrites >= MAX_PENDING_WRITES) {
+    if (!this.#started() || this.#pendingWrites >= MAX_PENDING_WRITES || !this.breaker.allow()) {
       this.#write('skipped');
       return stored;
     }
