@@ -74,6 +74,7 @@ describe('gRPC through the h2 front to an h2c instance', () => {
       services: [
         { name: 'echo', domain: 'echo.grpc.test', protocol: 'h2c', hosts: [{ port }] },
         { name: 'gone', domain: 'gone.grpc.test', protocol: 'h2c', hosts: [{ port: await deadPort() }] },
+        { name: 'half', domain: 'half.grpc.test', protocol: 'h2c', loadBalancer: 'round-robin', hosts: [{ port: await deadPort() }, { port }] },
       ],
     });
     tlsPort = proxy.runtime.tls!.address().port;
@@ -155,6 +156,15 @@ describe('gRPC through the h2 front to an h2c instance', () => {
       assert.equal(seen.trailers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
     } finally {
       session.close();
+    }
+  });
+
+  test('calls to a service with one instance down all succeed: a refused connection sent nothing, so the call goes to the other', async () => {
+    const c = client('half.grpc.test');
+    for (let i = 0; i < 4; i++) {
+      const { err, value } = await call(c, 'unary', `call${i}`);
+      assert.equal(err, null, `call ${i}`);
+      assert.equal(value, `echo:call${i}`);
     }
   });
 

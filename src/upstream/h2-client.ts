@@ -53,6 +53,8 @@ const MAX_HEADER_PAIRS = 1024;
 interface SessionState {
   streams: number;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Request bodies waiting for the session to connect. */
+  waiting: Array<() => void>;
 }
 
 export class H2Client {
@@ -130,7 +132,7 @@ export class H2Client {
       ...(tls === undefined ? {} : { ca: tls.ca, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized }),
     };
     const session = connect(this.origin, options);
-    const state: SessionState = { streams: 0, idleTimer: undefined };
+    const state: SessionState = { streams: 0, idleTimer: undefined, waiting: [] };
     this.sessions.set(session, state);
     this.current = session;
     // Its errors reach its streams (node:http2 destroys them with it); the session only goes away.
@@ -140,7 +142,10 @@ export class H2Client {
       connectTimeout > 0
         ? setTimeout(() => session.destroy(coded(`connect to instance ${this.id} timed out`, 'UND_ERR_CONNECT_TIMEOUT')), connectTimeout)
         : undefined;
-    session.once('connect', () => clearTimeout(connectTimer));
+    session.once('connect', () => {
+      clearTimeout(connectTimer);
+      for (const send of state.waiting.splice(0)) send();
+    });
     // GOAWAY: streams under way finish on it, new ones go to a new session.
     session.once('goaway', () => {
       if (this.current === session) this.current = undefined;
@@ -152,6 +157,16 @@ export class H2Client {
       if (this.current === session) this.current = undefined;
     });
     return session;
+  }
+
+  /**
+   * Runs `send` once `session` is connected. A request body is read only then: when the instance
+   * cannot be reached, the body is still unread and the request may go to another instance.
+   */
+  whenConnected(session: ClientHttp2Session, send: () => void): void {
+    const state = this.sessions.get(session);
+    if (state === undefined || !session.connecting) return send();
+    state.waiting.push(send);
   }
 
   /** GOAWAY to every session; resolves once their streams are done. */
@@ -202,7 +217,7 @@ class StreamAttempt {
     stream.once('end', this.onEnd);
     stream.on('timeout', this.onTimeout);
     stream.setTimeout(settings.responseTimeout);
-    if (body !== null) this.sendBody(body);
+    if (body !== null) client.whenConnected(this.session, () => this.sendBody(body));
   }
 
   private readonly abort = (err?: Error): void => {
@@ -290,6 +305,7 @@ class StreamAttempt {
   }
 
   private sendBody(body: Readable): void {
+    if (this.done) return;
     if (body.readableEnded) {
       this.stream.end();
       return;
