@@ -115,6 +115,8 @@ test('a response stored by one proxy process is a hit in the other: one origin r
   const before = (await sharedStatus(b)).lookups.hit as number;
   assert.match(cacheStatus(await get(b, '/obj/1'))!, /^kubeproxy; hit/);
   assert.equal((await sharedStatus(b)).lookups.hit, before);
+  // /status also says what Redis holds (read in the background, at most every 5 s).
+  await until(async () => ((await sharedStatus(a)).stored?.entries ?? 0) >= 1, 'the stored figures in /status');
 });
 
 test('a body larger than one chunk is shared whole, in 64 KiB pieces', async () => {

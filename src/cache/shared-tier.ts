@@ -12,6 +12,7 @@ import type { MemoryStore } from './memory-store.ts';
 import { closeRedisClient, createRedisClient } from './redis-client.ts';
 import { RedisStore } from './redis-store.ts';
 import { SharedBreaker } from './shared-breaker.ts';
+import type { CacheStats } from './store.ts';
 import { TieredStore } from './tiered-store.ts';
 
 export type SharedConfig = NonNullable<Config['proxy']['cache']['shared']>;
@@ -35,7 +36,12 @@ export interface SharedTierStatus {
   writes: TieredStore['counts']['writes'];
   invalidations: TieredStore['counts']['invalidations'];
   lastError: TieredStore['lastError'];
+  /** What Redis holds under the prefix (redis-store.ts stats), as last read, and when; null before the first read. */
+  stored: (CacheStats & { at: string }) | null;
 }
+
+/** /status reads Redis's figures in the background, at most this often. */
+const STATS_EVERY_MS = 5_000;
 
 /** What identifies a tier: a reload that changes any of it opens a new one. */
 export function sharedSignature(shared: SharedConfig | undefined, maxObjectSize: number): string {
@@ -78,19 +84,33 @@ export function openSharedTier(shared: SharedConfig, memory: MemoryStore, now: (
   });
   const tiered = store;
   const server = redactedServer(r.url);
+  let stored: SharedTierStatus['stored'] = null;
+  let statsAt = 0;
+  const refreshStats = (): void => {
+    if (Date.now() - statsAt < STATS_EVERY_MS || redis.status !== 'ready') return;
+    statsAt = Date.now();
+    tiered.sharedStats().then(
+      (s) => (stored = { ...s, at: new Date().toISOString() }),
+      () => {},
+    );
+  };
   return {
     store: tiered,
-    status: () => ({
-      store: 'redis',
-      server,
-      keyPrefix: r.keyPrefix,
-      connected: redis.status === 'ready',
-      breaker: breaker.snapshot(),
-      lookups: { ...tiered.counts.lookups },
-      writes: { ...tiered.counts.writes },
-      invalidations: { ...tiered.counts.invalidations },
-      lastError: tiered.lastError,
-    }),
+    status: () => {
+      refreshStats();
+      return {
+        store: 'redis',
+        server,
+        keyPrefix: r.keyPrefix,
+        connected: redis.status === 'ready',
+        breaker: breaker.snapshot(),
+        lookups: { ...tiered.counts.lookups },
+        writes: { ...tiered.counts.writes },
+        invalidations: { ...tiered.counts.invalidations },
+        lastError: tiered.lastError,
+        stored,
+      };
+    },
     close: () => {
       bus.close();
       closeRedisClient(subscriber);
