@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:http2';
+import { connect, createServer as createH2cServer, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { certDir, makeCertificate, type TestCertificate } from './helpers/certs.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { startProxy, type TestProxy } from './helpers/proxy.ts';
@@ -67,6 +68,7 @@ describe('1xx answers of an instance', () => {
   let dir: ReturnType<typeof certDir>;
   let cert: TestCertificate;
   let origin: Origin;
+  let h2cOrigin: Http2Server;
   let proxy: TestProxy;
   let tlsPort: number;
 
@@ -85,15 +87,28 @@ describe('1xx answers of an instance', () => {
         }, 50);
       });
     });
+    // The same over HTTP/2 without TLS (services[].protocol: h2c).
+    h2cOrigin = createH2cServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeEarlyHints({ link: LINK, 'x-hint': 'early' });
+        setTimeout(() => res.end('final'), 50);
+      });
+    });
+    await new Promise<void>((resolve) => h2cOrigin.listen(0, '127.0.0.1', resolve));
     proxy = await startProxy({
       tls: { listen: { address: '127.0.0.1', port: 0 }, certificates: [{ cert: cert.certFile, key: cert.keyFile }] },
-      services: [{ name: 'hints', domain: 'hints.test', hosts: [{ port: origin.port }] }],
+      services: [
+        { name: 'hints', domain: 'hints.test', hosts: [{ port: origin.port }] },
+        { name: 'hints-h2c', domain: 'h2c.hints.test', protocol: 'h2c', hosts: [{ port: (h2cOrigin.address() as AddressInfo).port }] },
+      ],
     });
     tlsPort = proxy.runtime.tls!.address().port;
   });
   after(async () => {
     await proxy.close();
     await origin.close();
+    await new Promise<void>((resolve) => h2cOrigin.close(() => resolve()));
     dir.cleanup();
   });
 
@@ -122,6 +137,13 @@ describe('1xx answers of an instance', () => {
       assert.equal(hit.body, 'final');
     });
   }
+
+  test('a 103 from an HTTP/2 (h2c) instance reaches the client too', async () => {
+    const seen = await viaHttp1(proxy.port, '/page', undefined, { headers: { host: 'h2c.hints.test' } });
+    assert.deepEqual(seen.events, ['103', '200']);
+    assert.equal(seen.hints[0]!.link, LINK);
+    assert.equal(seen.body, 'final');
+  });
 
   test('100-continue is still answered by the proxy, then the hints and the answer follow', async () => {
     const seen = await viaHttp1(proxy.port, '/upload', undefined, { headers: { expect: '100-continue' }, body: 'data' });
