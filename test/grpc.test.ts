@@ -17,6 +17,7 @@ const EchoService = {
   fail: { path: '/test.Echo/Fail', requestStream: false, responseStream: false, ...bytes },
   slow: { path: '/test.Echo/Slow', requestStream: false, responseStream: false, ...bytes },
   slowStream: { path: '/test.Echo/SlowStream', requestStream: false, responseStream: true, ...bytes },
+  chat: { path: '/test.Echo/Chat', requestStream: true, responseStream: true, ...bytes },
 } satisfies grpc.ServiceDefinition;
 const EchoClient = grpc.makeGenericClientConstructor(EchoService, 'Echo');
 /** Details with characters grpc-message percent-encodes. */
@@ -62,6 +63,11 @@ describe('gRPC through the h2 front to an h2c instance', () => {
       slow: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         setTimeout(() => cb(null, Buffer.from('late')), 3000).unref();
       },
+      // Answers each message as it comes, before the client has finished sending.
+      chat: (c: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        c.on('data', (m: Buffer) => c.write(Buffer.from(`re:${m.toString()}`)));
+        c.on('end', () => c.end());
+      },
       // One message at once, the next after 3 s.
       slowStream: (c: grpc.ServerWritableStream<Buffer, Buffer>) => {
         c.write(Buffer.from('first'));
@@ -102,6 +108,24 @@ describe('gRPC through the h2 front to an h2c instance', () => {
     });
     assert.deepEqual(messages, ['message 0', 'message 1', 'message 2', 'message 3', 'message 4']);
     assert.equal(status.code, grpc.status.OK);
+  });
+
+  test('a bidirectional call: each message is answered while the client is still sending', async () => {
+    const chat = (client('echo.grpc.test') as unknown as Record<string, () => grpc.ClientDuplexStream<Buffer, Buffer>>).chat!();
+    const replies: string[] = [];
+    const done = new Promise<grpc.StatusObject>((resolve, reject) => {
+      chat.on('status', resolve);
+      chat.on('error', reject);
+    });
+    for (const word of ['one', 'two', 'three']) {
+      const reply = new Promise<string>((resolve) => chat.once('data', (m: Buffer) => resolve(m.toString())));
+      chat.write(Buffer.from(word));
+      // The answer to this message arrives before the next one is sent.
+      replies.push(await reply);
+    }
+    chat.end();
+    assert.equal((await done).code, grpc.status.OK);
+    assert.deepEqual(replies, ['re:one', 're:two', 're:three']);
   });
 
   test("the instance's error status and message reach the client intact", async () => {
