@@ -29,7 +29,8 @@ export interface AttemptHandler {
   onError(err: Error): void;
 }
 
-export interface H2Request {
+/** A request as an instance's pool takes it (upstream/client.ts's UpstreamRequest). */
+export interface DispatchRequest {
   method: string;
   path: string;
   headers: string[];
@@ -78,7 +79,7 @@ export class H2Client {
     return { connected: this.sessions.size, pending: 0, running: this.running };
   }
 
-  dispatch(req: H2Request, handler: AttemptHandler): boolean {
+  dispatch(req: DispatchRequest, handler: AttemptHandler): boolean {
     let stream: ClientHttp2Stream;
     try {
       const headers = requestHeaders(req, this.scheme);
@@ -337,7 +338,7 @@ class StreamAttempt {
 }
 
 /** The client's header lines as h2 fields: Host as :authority (RFC 9113 §8.3.1), connection-specific ones left out. */
-function requestHeaders(req: H2Request, scheme: string): OutgoingHttpHeaders {
+function requestHeaders(req: DispatchRequest, scheme: string): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = { ':method': req.method, ':scheme': scheme, ':path': req.path };
   const lines = req.headers;
   for (let i = 0; i < lines.length; i += 2) {

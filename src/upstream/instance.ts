@@ -18,7 +18,7 @@ import { Pool, buildConnector, errors, type Dispatcher } from 'undici';
 import { isIP, isIPv6 } from 'node:net';
 import type { Pickable } from '../balancer/balancer.ts';
 import type { UpstreamProtocol } from '../config/schema.ts';
-import { H2Client, type AttemptHandler, type H2Request } from './h2-client.ts';
+import { H2Client, type AttemptHandler, type DispatchRequest } from './h2-client.ts';
 
 /** TLS to an `https` or `h2` instance. */
 export interface UpstreamTls {
@@ -87,7 +87,7 @@ export class Instance implements Pickable {
   }
 
   /** Sends one request through the instance's pool, made now if there is none. Throws like `Pool.dispatch`. */
-  dispatch(req: H2Request, handler: AttemptHandler): boolean {
+  dispatch(req: DispatchRequest, handler: AttemptHandler): boolean {
     if (this.closed) throw new errors.ClientClosedError();
     let pool = this.pool;
     if (pool === undefined) {
@@ -127,10 +127,6 @@ export class Instance implements Pickable {
     this.settings = settings;
     this.origin = originOf(this.address, this.port, settings);
     if (changed) this.dropPool();
-  }
-
-  get protocol(): UpstreamProtocol {
-    return this.settings.protocol;
   }
 
   get maxConnections(): number {
