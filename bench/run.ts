@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { buildScripts, saveResults } from './build.ts';
 import { originDirect, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { baselineKubeproxy, kubeproxies, staleBuildNote } from './kubeproxy.ts';
+import { bunPeers, kubeproxyBun } from './bun.ts';
 import { prepareBaseline, removeBaseline } from './baseline.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
@@ -38,6 +39,7 @@ const { values: opt } = parseArgs({
     'shared-cache': { type: 'boolean', default: false },
     keys: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '16' },
+    'redis-timeout': { type: 'string' },
     'warmup-requests': { type: 'string' },
     requests: { type: 'string' },
     soak: { type: 'string', default: '60s' },
@@ -143,14 +145,15 @@ const baselineKp = withBaseline();
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
 // Report order (rows, tables).
-const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies, ...baselineKp];
+const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies, ...baselineKp, kubeproxyBun, ...bunPeers];
 // Order within a measuring round: the rows the report divides sit side by side, so their k-th
 // samples are seconds apart (bare-undici or memory-server next to the default KubeProxy, then
 // the KubeProxy variants whose differences give the cost of metrics and of the access log).
 const [kpDefault, kpNoLog, kpNone, kpAuto, kpPlugin] = kubeproxies as [Contender, Contender, Contender, Contender, Contender];
 // The one-empty-plugin variant next to the default: their ratio is the cost of the plugin hooks.
 // The previous build (--baseline) right after the default: their ratio is new ÷ previous.
-const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
+// Issue 18: KubeProxy on Bun right after the default (on Node), then the Bun ceilings.
+const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kubeproxyBun, ...bunPeers, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
 const picked = (id: string) => !only || only.length === 0 || only.some((o) => (o.startsWith('=') ? id === o.slice(1) : id.includes(o)));
 const selected = (c: Contender) => c === originDirect || picked(c.id);
@@ -164,7 +167,7 @@ if (opt['shared-cache']) {
   const [keys, concurrency] = [Number(opt.keys), Number(opt.concurrency)];
   const requests = Number(opt.requests ?? keys * 20);
   if (![keys, requests, concurrency].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--keys, --requests, --concurrency: expected positive integers');
-  const o = { keys, requests, concurrency, runs, quietWaitS };
+  const o = { keys, requests, concurrency, runs, quietWaitS, redisTimeout: opt['redis-timeout'] };
   const redis = await startRedis(tmpDir, loadCpu);
   const redisVersion = versionOf('redis-server', ['--version']).split(' sha=')[0];
   const results = await runSharedCache(ctx, o, redis);
@@ -172,7 +175,7 @@ if (opt['shared-cache']) {
   const out = [
     `## Shared cache tier: 3 processes behind round-robin (${new Date().toISOString().slice(0, 10)})`, '',
     `Command: \`${command}\``, `Machine: ${machine}; ${redisVersion}`,
-    `Setup: 3 KubeProxy processes (workers: 1, metrics, access log, cache on) pinned to CPU 0; the client, the origin and redis-server (no persistence, maxmemory 256mb, volatile-lru) on CPU 1; ${requests} GETs of 13-byte cacheable responses, keys uniform over ${keys} (fixed seed, the same sequence in both columns), request i to process i mod 3, ${concurrency} in flight.`, '',
+    `Setup: 3 KubeProxy processes (workers: 1, metrics, access log, cache on) pinned to CPU 0; the client, the origin and redis-server (no persistence, maxmemory 256mb, volatile-lru) on CPU 1; ${requests} GETs of 13-byte cacheable responses, keys uniform over ${keys} (fixed seed, the same sequence in both columns), request i to process i mod 3, ${concurrency} in flight; Redis lookup timeout: ${o.redisTimeout ?? 'the proxy\'s default'}.`, '',
     sharedCacheTables(results, o),
   ].join('\n');
   console.log(`\n${out}\n`);

@@ -12,12 +12,12 @@
 // with the shared tier.
 //
 // Hit latency, on a 4th process of each phase (so nothing else loads it), sequential GETs on one
-// keep-alive connection, timed by the client from request to the body's end:
-//  - miss: keys no process has seen (/cacheable?m=<key>): with the tier, a Redis miss, then the origin;
-//  - Redis hit: with the tier, the load's keys, which the 4th process has never served (empty
+// keep-alive connection, timed by the client from request to the body's end, per key in turn:
+//  - Redis hit: with the tier, a key of the load, which the 4th process has never served (empty
 //    memory) but the other three stored in Redis; checked with its shared-lookup counter;
-//  - memory hit: the same keys again, now in its memory (with the tier, no Redis lookup: checked).
-// The 4th process is warmed first with 200 other keys through the same three passes.
+//  - miss: a key no process has seen (/cacheable?m=<key>): with the tier, a Redis miss, then the origin;
+//  - memory hit: the first key again, now in its memory (no Redis lookup: checked).
+// The 4th process is warmed first with 200 other keys the same way.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -37,6 +37,8 @@ export interface SharedCacheOptions {
   concurrency: number;
   runs: number;
   quietWaitS: number;
+  /** proxy.cache.shared.redis.timeout (`--redis-timeout`); undefined: the proxy's default. */
+  redisTimeout?: string | undefined;
 }
 
 const REPLICAS = 3;
@@ -86,11 +88,11 @@ export function keySequence(n: number, keys: number, seed = 15): number[] {
   return Array.from({ length: n }, () => Math.floor(next() * keys));
 }
 
-async function startProxy(ctx: Ctx, name: string, redis: BenchRedis | undefined): Promise<Proxy> {
+async function startProxy(ctx: Ctx, name: string, redis: BenchRedis | undefined, redisTimeout: string | undefined): Promise<Proxy> {
   const [port, adminPort] = [await freePort(), await freePort()];
   // The main benchmark's default KubeProxy (metrics, access log, cache on), plus the shared tier.
   const config = parse(kubeproxyConfig({ workers: 1, metrics: true, accessLog: true }, port, adminPort, ctx.originPorts));
-  if (redis) config.proxy.cache.shared = { redis: { url: redis.url } };
+  if (redis) config.proxy.cache.shared = { redis: { url: redis.url, ...(redisTimeout ? { timeout: redisTimeout } : {}) } };
   const file = join(ctx.tmpDir, `kubeproxy-shared-cache-${name}.yaml`);
   writeFileSync(file, stringify(config));
   const proc = startProcess(process.execPath, [...V8_FLAGS, KUBEPROXY_BIN, '--config', file], {
@@ -149,42 +151,41 @@ async function load(agent: Agent, proxies: readonly Proxy[], keys: readonly numb
   return counts;
 }
 
-/** Sequential GETs of `paths` through one process: each answer's kind and latency. */
-async function pass(agent: Agent, proxy: Proxy, paths: readonly string[]): Promise<Array<{ answer: Answer; ms: number }>> {
-  const out = [];
-  for (const p of paths) out.push(await get(agent, proxy, p));
-  return out;
-}
-
-const msOf = (xs: Array<{ ms: number }>) => xs.map((x) => x.ms);
-
-/** The probe on a process that served nothing yet: misses, then first reads (Redis hits with the tier), then memory hits. */
+/**
+ * The probe on a process that served nothing yet, key by key, the three kinds of answer
+ * interleaved (a busy moment of the machine falls on all three alike): the first read of a key
+ * of the load (a Redis hit with the tier; without it, a miss, not kept), a key nobody requested
+ * (a miss), the first key again (a memory hit).
+ */
 async function probe(agent: Agent, prober: Proxy, warmer: Proxy, keys: number, shared: boolean): Promise<Probe> {
-  const range = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i));
-  // Warm-up: 200 keys the load did not use, stored (in Redis too) by another process, then the three passes.
-  const warm = range(WARM_KEYS, (i) => `${PATH}?w=${i}`);
-  await pass(agent, warmer, warm);
+  // Warm-up: keys the load did not use, stored (in Redis too) by another process, then the same three requests.
+  for (let i = 0; i < WARM_KEYS; i++) await get(agent, warmer, `${PATH}?w=${i}`);
   await sleep(500); // the background writes to Redis
-  await pass(agent, prober, range(WARM_KEYS, (i) => `${PATH}?wm=${i}`));
-  await pass(agent, prober, warm);
-  await pass(agent, prober, warm);
-
-  const miss = await pass(agent, prober, range(keys, (i) => `${PATH}?m=${i}`));
-  if (miss.some((x) => x.answer !== 'fetched')) throw new Error('probe: a key nobody requested was not fetched from the origin');
-  const loaded = range(keys, (i) => `${PATH}?k=${i}`);
-  const before = await sharedLookups(prober);
-  const first = await pass(agent, prober, loaded);
-  const between = await sharedLookups(prober);
-  const again = await pass(agent, prober, loaded);
-  const after = await sharedLookups(prober);
-  const delta = (a: Record<string, number>, b: Record<string, number>, k: string) => (b[k] ?? 0) - (a[k] ?? 0);
-  const firstHits = first.filter((x) => x.answer === 'hit');
-  if (shared && delta(before, between, 'hit') !== firstHits.length) {
-    throw new Error(`probe: ${firstHits.length} first reads answered hit but the process counted ${delta(before, between, 'hit')} shared hits`);
+  for (let i = 0; i < WARM_KEYS; i++) {
+    for (const path of [`${PATH}?w=${i}`, `${PATH}?wm=${i}`, `${PATH}?w=${i}`]) await get(agent, prober, path);
   }
-  if (Object.keys(after).some((k) => delta(between, after, k) !== 0)) throw new Error('probe: the second pass asked Redis (expected memory hits only)');
-  if (again.some((x) => x.answer !== 'hit')) throw new Error('probe: the second pass was not all memory hits');
-  return { miss: msOf(miss), redisHit: shared ? msOf(firstHits) : [], memoryHit: msOf(again) };
+  const out: Probe = { miss: [], redisHit: [], memoryHit: [] };
+  const before = await sharedLookups(prober);
+  for (let i = 0; i < keys; i++) {
+    const first = await get(agent, prober, `${PATH}?k=${i}`);
+    const miss = await get(agent, prober, `${PATH}?m=${i}`);
+    const again = await get(agent, prober, `${PATH}?k=${i}`);
+    if (miss.answer !== 'fetched') throw new Error(`probe: ${PATH}?m=${i}, which nobody requested, was not fetched from the origin`);
+    if (again.answer !== 'hit') throw new Error(`probe: ${PATH}?k=${i} read again was not a hit`);
+    if (shared && first.answer === 'hit') out.redisHit.push(first.ms);
+    out.miss.push(miss.ms);
+    out.memoryHit.push(again.ms);
+  }
+  if (shared) {
+    // One lookup per first read and per fresh key, none for the memory hits; the hits are the first reads that said hit.
+    const after = await sharedLookups(prober);
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    const total = Object.keys(after).reduce((n, k) => n + delta(k), 0);
+    if (delta('hit') !== out.redisHit.length || total !== 2 * keys) {
+      throw new Error(`probe: ${out.redisHit.length} first reads said hit, the process counted ${delta('hit')} shared hits and ${total} lookups (want ${2 * keys})`);
+    }
+  }
+  return out;
 }
 
 async function phase(ctx: Ctx, o: SharedCacheOptions, keys: readonly number[], redis: BenchRedis | undefined): Promise<PhaseResult> {
@@ -193,7 +194,7 @@ async function phase(ctx: Ctx, o: SharedCacheOptions, keys: readonly number[], r
   const proxies: Proxy[] = [];
   const agent = new Agent({ connections: o.concurrency, keepAliveTimeout: 60_000 });
   try {
-    for (let i = 0; i <= REPLICAS; i++) proxies.push(await startProxy(ctx, `${tag}-${i}`, redis));
+    for (let i = 0; i <= REPLICAS; i++) proxies.push(await startProxy(ctx, `${tag}-${i}`, redis, o.redisTimeout));
     const [serving, prober] = [proxies.slice(0, REPLICAS), proxies[REPLICAS]!];
     await waitForQuiet(ctx, o.quietWaitS, [...proxies.map((p) => p.proc.pid), ...(redis ? [redis.proc.pid] : [])]);
     const before = (await originCounts(ctx))[PATH] ?? 0;
