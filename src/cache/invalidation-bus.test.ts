@@ -1,6 +1,7 @@
 /** The invalidation bus on a real redis-server. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from '../../test/helpers/load.ts';
 import { redisForTests } from '../../test/helpers/redis.ts';
 import { InvalidationBus } from './invalidation-bus.ts';
 
@@ -15,10 +16,11 @@ test('an invalidation reaches the other process, never the sender', async () => 
   const a = new InvalidationBus(r.client, subA, 'bus:', handlers(seenA));
   const b = new InvalidationBus(r.client, subB, 'bus:', handlers(seenB));
   try {
-    await new Promise((r) => setTimeout(r, 100)); // both subscribed
+    await until(async () => ((await r.client.pubsub('NUMSUB', a.channel)) as [string, number])[1] === 2, 'both subscribed');
     await a.publishKey('svc\u0000http://h/a b');
     await b.publishPrefix('svc\u0000');
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => seenA.length + seenB.length >= 2, 'both messages delivered');
+    await new Promise((resolve) => setTimeout(resolve, 50)); // and no third one (its own)
     assert.deepEqual(seenA, ['p:svc\u0000']);
     assert.deepEqual(seenB, ['k:svc\u0000http://h/a b']);
   } finally {
@@ -34,11 +36,10 @@ test('a subscriber that reconnects is told it may have missed messages', async (
   const seen: string[] = [];
   const bus = new InvalidationBus(r.client, sub, 'gap:', { onKey: () => {}, onPrefix: () => {}, onGap: () => seen.push('gap') });
   try {
-    await new Promise((r) => setTimeout(r, 100));
+    await until(async () => ((await r.client.pubsub('NUMSUB', bus.channel)) as [string, number])[1] === 1, 'subscribed');
     assert.deepEqual(seen, []);
     await r.client.client('KILL', 'TYPE', 'pubsub');
-    const deadline = Date.now() + 5_000;
-    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => seen.length > 0, 'told of the gap');
     assert.deepEqual(seen, ['gap']);
   } finally {
     bus.close();

@@ -420,6 +420,6 @@ describe('shared instance', () => {
       if (d.type === 'counter') assert.match(d.name, /_total$/, d.name);
       else assert.doesNotMatch(d.name, /_total$/, d.name);
     }
-    assert.equal(all.length, 23);
+    assert.equal(all.length, 28);
   });
 });
