@@ -3,7 +3,10 @@
 // certificate made here with openssl, both pinned to CPU 0, the origin and h2load on CPU 1, the
 // origin reached over HTTP/1.1 keep-alive by both. Interleaved rounds with a fresh process per
 // run, as measure.ts does for wrk. Three workloads:
-//  - 13 B and 64 KiB GETs: `h2load -c16 -m10 -t1 -D <duration>` (16 connections, 10 streams each);
+//  - 13 B and 64 KiB GETs: `h2load -c16 -m10 -t1 -n <N>` (16 connections, 10 streams each), N the
+//    number of requests the warm-up's rate makes last about <duration> (h2load's timed mode, -D,
+//    never ends when a client finishes connecting after the time is up, which KubeProxy's slower
+//    handshakes on a loaded machine made happen);
 //  - new connections: batches of `h2load -c100 -n100 -m1` (100 clients at once, each one TLS
 //    handshake and one 13 B GET on its own connection) repeated for the duration; connections per
 //    second = connections done / the time h2load reports for them (its own start-up excluded).
@@ -36,10 +39,13 @@ export const H2_WORKLOADS: Record<H2WorkloadId, { path: string; bytes: number; t
 const CONNECTIONS = 16;
 const STREAMS = 10;
 const BATCH = 100;
+/** Requests of the warm-up, whose rate sizes the measured run. */
+const WARMUP_REQUESTS = CONNECTIONS * STREAMS * 20;
 
 export interface H2Options {
   durationS: number;
   runs: number;
+  /** Warm-up: runs of WARMUP_REQUESTS until this long has passed (at least one); the last one's rate sizes the measured run. */
   warmupS: number;
   quietWaitS: number;
   /** Contender ids to run (both when absent). */
@@ -68,6 +74,7 @@ export interface H2Sample {
   /** Mean request time (connect time for the handshake workload), ms. */
   meanMs: number;
   failed: number;
+  tls: string;
 }
 
 export interface H2Row {
@@ -98,7 +105,8 @@ export function nginxH2Conf(dir: string, port: number, originPort: number, tls: 
   const [major = 0, minor = 0, patch = 0] = (/nginx\/(\d+)\.(\d+)\.(\d+)/.exec(nginxVersion)?.slice(1) ?? []).map(Number);
   const directive = major > 1 || minor > 25 || (minor === 25 && patch >= 1);
   const listen = directive ? `listen 127.0.0.1:${port} ssl; http2 on;` : `listen 127.0.0.1:${port} ssl http2;`;
-  return conf.replace(plain, `${listen}\n    ssl_certificate ${tls.certFile};\n    ssl_certificate_key ${tls.keyFile};`);
+  // TLS 1.3 as KubeProxy offers it (Debian's NGINX 1.22 otherwise left h2load on TLS 1.2).
+  return conf.replace(plain, `${listen}\n    ssl_certificate ${tls.certFile};\n    ssl_certificate_key ${tls.keyFile};\n    ssl_protocols TLSv1.2 TLSv1.3;`);
 }
 
 const kubeproxyH2: H2Contender = {
@@ -140,6 +148,8 @@ export interface H2loadResult {
   dataBytes: number;
   meanRequestMs: number;
   meanConnectMs: number;
+  /** `TLSv1.3 TLS_AES_256_GCM_SHA384 h2`, as h2load reports it. */
+  tls: string;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
@@ -166,15 +176,18 @@ export function parseH2load(out: string): H2loadResult {
     dataBytes: Number(data?.[1] ?? 0),
     meanRequestMs: meanMs(out, 'time for request'),
     meanConnectMs: meanMs(out, 'time for connect'),
+    tls: ['TLS Protocol', 'Cipher', 'Application protocol'].map((k) => new RegExp(`^${k}: (.*)$`, 'm').exec(out)?.[1] ?? '?').join(' '),
   };
 }
 
 /**
  * One h2load run on the load CPU, killed if it overruns by 20 s. A connection silent for 10 s is
  * closed by h2load itself (-N), so a stalled stream counts as failed instead of holding the run.
+ * One TLS 1.3 suite for both servers (h2load's first choice; NGINX takes the client's order,
+ * Node its own, which starts with AES-256).
  */
 function h2load(bin: string, cpu: string | null, args: string[], limitS: number): Promise<H2loadResult> {
-  const argv = [...args, '-N10s', '-H', `:authority: ${HOST}`];
+  const argv = [...args, '-N10s', '--tls13-ciphers=TLS_AES_128_GCM_SHA256', '-H', `:authority: ${HOST}`];
   const [file, list] = cpu != null ? ['taskset', ['-c', cpu, bin, ...argv]] : [bin, argv];
   return new Promise((resolve, reject) => {
     const child = spawn(file, list, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -210,32 +223,35 @@ async function sanityCheck(bin: string, cpu: string | null, url: string, bytes: 
 }
 
 /** The handshake workload: batches of BATCH new connections for `durationS`; sums over the batches. */
-async function handshakeRun(bin: string, cpu: string | null, url: string, durationS: number): Promise<{ count: number; seconds: number; failed: number; connectMs: number }> {
+async function handshakeRun(bin: string, cpu: string | null, url: string, durationS: number): Promise<{ count: number; seconds: number; failed: number; connectMs: number; tls: string }> {
   const end = Date.now() + durationS * 1000;
-  const total = { count: 0, seconds: 0, failed: 0, connectMs: 0 };
+  const total = { count: 0, seconds: 0, failed: 0, connectMs: 0, tls: '' };
   const connect: number[] = [];
   while (Date.now() < end) {
     const r = await h2load(bin, cpu, [`-c${BATCH}`, `-n${BATCH}`, '-m1', '-t1', url], 30);
     total.count += r.succeeded;
     total.failed += r.failed;
     total.seconds += r.seconds;
+    total.tls = r.tls;
     connect.push(r.meanConnectMs);
   }
   total.connectMs = median(connect);
   return total;
 }
 
-async function sample(bin: string, ctx: Ctx, w: H2WorkloadId, url: string, pid: number, o: H2Options, round: number): Promise<H2Sample> {
+/** One measured run; `estimate`: the warm-up's req/s, which sizes a request run to about `o.durationS`. */
+async function sample(bin: string, ctx: Ctx, w: H2WorkloadId, url: string, pid: number, o: H2Options, round: number, estimate: number): Promise<H2Sample> {
   const [cpu0, t0] = [cpuSeconds(processTree(pid)), performance.now()];
   const use = (cpu: number): number => cpu / ((performance.now() - t0) / 1000);
   if (w === 'h2-handshakes') {
     const r = await handshakeRun(bin, ctx.loadCpu, url, o.durationS);
     const cpu = cpuSeconds(processTree(pid)) - cpu0;
-    return { round, rate: r.count / r.seconds, count: r.count, cpuUs: (cpu * 1e6) / Math.max(1, r.count), cpuUse: use(cpu), meanMs: r.connectMs, failed: r.failed };
+    return { round, rate: r.count / r.seconds, count: r.count, cpuUs: (cpu * 1e6) / Math.max(1, r.count), cpuUse: use(cpu), meanMs: r.connectMs, failed: r.failed, tls: r.tls };
   }
-  const r = await h2load(bin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-D${o.durationS}`, url], o.durationS);
+  const n = Math.min(5_000_000, Math.max(CONNECTIONS * STREAMS * 10, Math.round(estimate * o.durationS)));
+  const r = await h2load(bin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-n${n}`, url], o.durationS * 6 + 30);
   const cpu = cpuSeconds(processTree(pid)) - cpu0;
-  return { round, rate: r.rate, count: r.succeeded, cpuUs: (cpu * 1e6) / Math.max(1, r.succeeded), cpuUse: use(cpu), meanMs: r.meanRequestMs, failed: r.failed + (r.done - r.status2xx) };
+  return { round, rate: r.rate, count: r.succeeded, cpuUs: (cpu * 1e6) / Math.max(1, r.succeeded), cpuUse: use(cpu), meanMs: r.meanRequestMs, failed: r.failed + (r.done - r.status2xx), tls: r.tls };
 }
 
 /** Every H2 workload, each in `runs` interleaved rounds of a fresh process per contender and run. */
@@ -255,8 +271,10 @@ export async function runH2(ctx: Ctx, h2loadBin: string, o: H2Options, log: (lin
           running = await c.start(ctx, tls);
           const url = `https://127.0.0.1:${running.port}${path}`;
           await sanityCheck(h2loadBin, ctx.loadCpu, url, bytes);
-          if (o.warmupS > 0) await h2load(h2loadBin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-D${o.warmupS}`, url], o.warmupS);
-          const s = await sample(h2loadBin, ctx, w, url, running.pid, o, round);
+          const warmUntil = Date.now() + o.warmupS * 1000;
+          let warm = await h2load(h2loadBin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-n${WARMUP_REQUESTS}`, url], 120);
+          while (Date.now() < warmUntil) warm = await h2load(h2loadBin, ctx.loadCpu, [`-c${CONNECTIONS}`, `-m${STREAMS}`, '-t1', `-n${WARMUP_REQUESTS}`, url], 120);
+          const s = await sample(h2loadBin, ctx, w, url, running.pid, o, round, warm.rate);
           row.samples.push(s);
           log(`[round ${round}/${o.runs}] ${w.padEnd(13)} ${c.id.padEnd(10)} ${Math.round(s.rate).toLocaleString('en-US').padStart(7)} /s, ${s.cpuUs.toFixed(0)} µs CPU each, CPU 0 ${Math.round(s.cpuUse * 100)} % used`);
         } catch (e) {
@@ -275,6 +293,7 @@ export async function runH2(ctx: Ctx, h2loadBin: string, o: H2Options, log: (lin
       row.meanMs = median(row.samples.map((s) => s.meanMs));
       const failed = row.samples.reduce((n, s) => n + s.failed, 0);
       if (failed > 0) row.notes.push(`${failed} failed requests`);
+      row.notes.push(...new Set(row.samples.map((s) => s.tls)));
     }
     rows.push(...own.map((x) => x.row));
   }
@@ -310,6 +329,6 @@ export function h2Markdown(rows: readonly H2Row[]): string {
 
 /** The setup line of the h2 tables. */
 export const H2_SETUP = `server pinned to CPU 0, h2load -t1 and the origin on CPU 1; TLS with a self-signed P-256 certificate; `
-  + `requests: h2load -c${CONNECTIONS} -m${STREAMS} -t1 -D <duration>; new connections: batches of h2load -c${BATCH} -n${BATCH} -m1 `
+  + `requests: h2load -c${CONNECTIONS} -m${STREAMS} -t1 -n <what the warm-up's rate (${WARMUP_REQUESTS} requests) serves in <duration>>; new connections: batches of h2load -c${BATCH} -n${BATCH} -m1 `
   + `(each client one handshake and one 13-byte GET) for <duration>; KubeProxy's default config (metrics, access log, cache on) `
   + `with proxy.tls; NGINX as in the main benchmark (access log on, keep-alive upstream) with ssl and HTTP/2 on its server`;
