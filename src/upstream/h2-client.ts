@@ -94,7 +94,7 @@ export class H2Client {
 
   /** A new stream on the current session; a session that went away since is replaced once. */
   private request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
-    const session = this.session();
+    let session = this.session();
     let stream: ClientHttp2Stream;
     try {
       stream = session.request(headers, { endStream });
@@ -102,7 +102,8 @@ export class H2Client {
       const code = (err as { code?: string }).code;
       if (code !== 'ERR_HTTP2_GOAWAY_SESSION' && code !== 'ERR_HTTP2_INVALID_SESSION' && code !== 'ERR_HTTP2_OUT_OF_STREAMS') throw err;
       if (this.current === session) this.current = undefined;
-      stream = this.session().request(headers, { endStream });
+      session = this.session();
+      stream = session.request(headers, { endStream });
     }
     const state = this.sessions.get(session);
     if (state !== undefined) {
