@@ -63,7 +63,7 @@ function handler() {
       return;
     }
     const send = () => {
-      res.writeHead(200, { ...common, 'cache-control': 'max-age=60', 'content-length': BODY.length });
+      res.writeHead(200, { ...common, 'cache-control': 'max-age=60', 'content-length': BODY.length, 'content-digest': 'sha-256=:d2hvbGU=:' });
       res.end(BODY);
     };
     if (url === '/slow') void held.then(send);
@@ -101,8 +101,11 @@ test('curl-style seeks on a stored object are 206 from the cache: bytes=0-99, by
     assert.equal(r.headers.etag, '"v1"');
     assert.equal(r.headers['cache-control'], 'max-age=60');
     assert.ok(r.headers.date !== undefined && r.headers.age !== undefined);
+    assert.equal(r.headers['content-digest'], undefined, 'the digest of the whole body is not the part\'s');
   }
-  assert.equal((await s.get('/video')).headers['accept-ranges'], 'bytes', 'a stored 200 advertises ranges');
+  const whole = await s.get('/video');
+  assert.equal(whole.headers['accept-ranges'], 'bytes', 'a stored 200 advertises ranges');
+  assert.equal(whole.headers['content-digest'], 'sha-256=:d2hvbGU=:');
   assert.deepEqual(s.sentRanges('/video'), [undefined], 'one origin request');
   const m = await scrape(s.proxy.adminPort);
   assert.equal(m.get('kubeproxy_cache_requests_total', { service: 'web', result: 'hit' }), seeks.length + 1, 'ranges count as hits');

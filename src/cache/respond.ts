@@ -106,12 +106,15 @@ export function partialForwardedHeaders(headers: readonly string[], total: numbe
   return out;
 }
 
-/** `base` without its length and range fields (and type, for multipart), with the part's. */
+/** Fields of a full body that a part would contradict (RFC 9530 §2: Content-Digest covers the content sent). */
+const WHOLE_BODY_FIELDS: ReadonlySet<string> = new Set(['content-length', 'content-range', 'content-digest', 'content-md5']);
+
+/** `base` without its whole-body fields (and type, for multipart), with the part's. */
 function partialHead(base: readonly string[], total: number, part: ByteRange | string, length: number): string[] {
   const headers: string[] = [];
   for (let i = 0; i + 1 < base.length; i += 2) {
     const lower = base[i]!.toLowerCase();
-    if (lower === 'content-length' || lower === 'content-range' || (typeof part === 'string' && lower === 'content-type')) continue;
+    if (WHOLE_BODY_FIELDS.has(lower) || (typeof part === 'string' && lower === 'content-type')) continue;
     headers.push(base[i]!, base[i + 1]!);
   }
   if (typeof part === 'string') headers.push('Content-Type', `multipart/byteranges; boundary=${part}`);
