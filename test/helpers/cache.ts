@@ -9,6 +9,7 @@ import { cacheKey } from '../../src/cache/key.ts';
 import { request, type Reply, type RequestOptions } from './http.ts';
 import { until } from './load.ts';
 import { startOrigin, type Origin } from './origin.ts';
+import { TEST_RUNTIME } from './child.ts';
 import { TEST_ADMIN_TOKEN, startProxy, type TestProxy } from './proxy.ts';
 
 export interface TestClock {
@@ -33,6 +34,13 @@ export function useClock(proxy: TestProxy): TestClock {
       offset += ms;
     },
   };
+  // A proxy process (the Bun leg, see proxy.ts) keeps its own clock: real time, no advance.
+  if (TEST_RUNTIME !== 'node') {
+    clock.advance = () => {
+      throw new Error(`the cache clock of a ${TEST_RUNTIME} proxy process cannot be moved from the test`);
+    };
+    return clock;
+  }
   proxy.runtime.cache.now = clock.now;
   return clock;
 }

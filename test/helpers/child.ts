@@ -1,6 +1,6 @@
 /**
- * A real `kubeproxy --config FILE` child process (`node --import tsx src/cli.ts`), for tests of
- * signals and file watching. The config is written to a temp dir as JSON (valid YAML); listen and
+ * A real `kubeproxy --config FILE` child process (`node --import tsx src/cli.ts`, or under Bun
+ * with KUBEPROXY_TEST_RUNTIME=bun), for tests of signals and file watching. The config is written to a temp dir as JSON (valid YAML); listen and
  * admin are on 127.0.0.1 with OS-assigned ports, read back from the "kubeproxy started" log line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { bunCommand } from '../../src/runtime/select.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -41,11 +42,20 @@ export function configText(proxy: ProxyBlock): string {
   return `${JSON.stringify({ proxy: { listen: { address: '127.0.0.1', port: 0 }, admin: { address: '127.0.0.1', port: 0 }, ...proxy, services } }, null, 2)}\n`;
 }
 
+/** The runtime the end-to-end tests run the proxy on (`node scripts/run-tests.mjs --runtime bun` sets it). */
+export const TEST_RUNTIME = process.env.KUBEPROXY_TEST_RUNTIME === 'bun' ? 'bun' : 'node';
+
+/** The command line of `kubeproxy <args>` from the sources, on the runtime under test. */
+export function cliCommand(args: readonly string[]): { file: string; args: string[] } {
+  return TEST_RUNTIME === 'bun' ? bunCommand(args) : { file: process.execPath, args: ['--import', 'tsx', 'src/cli.ts', ...args] };
+}
+
 export async function spawnProxy(proxy: ProxyBlock): Promise<ChildProxy> {
   const dir = await mkdtemp(join(tmpdir(), 'kubeproxy-child-'));
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, configText(proxy));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--config', configPath], {
+  const command = cliCommand(['--config', configPath]);
+  const child = spawn(command.file, command.args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info' },
