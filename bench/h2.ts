@@ -58,7 +58,7 @@ interface H2Tls {
 }
 
 interface H2Contender {
-  id: 'kubeproxy' | 'nginx';
+  id: 'kubeproxy' | 'nginx' | 'bare-h2';
   start(ctx: Ctx, tls: H2Tls): Promise<{ pid: number; port: number; stop(): Promise<void> }>;
 }
 
@@ -136,7 +136,28 @@ const nginxH2: H2Contender = {
   start: (ctx, tls) => startNginx(ctx, (dir, port, bin) => nginxH2Conf(dir, port, ctx.originPorts[0], tls, versionOf(bin, ['-v']))),
 };
 
-export const H2_CONTENDERS: readonly H2Contender[] = [kubeproxyH2, nginxH2];
+/** The Node ceiling: node:http2 + an undici Pool (peers/bare-h2.ts), with KubeProxy's V8 flags. */
+const bareH2: H2Contender = {
+  id: 'bare-h2',
+  async start(ctx, tls) {
+    const port = await freePort();
+    const proc = startProcess(process.execPath, [...V8_FLAGS, ctx.scripts['peers/bare-h2.ts']], {
+      cpu: ctx.proxyCpu,
+      env: childEnv({ PORT: String(port), UPSTREAM: `http://127.0.0.1:${ctx.originPorts[0]}`, CERT: tls.certFile, KEY: tls.keyFile }),
+      logFile: join(ctx.tmpDir, 'bare-h2.log'),
+    });
+    try {
+      await waitForPort(proc, port, 10_000);
+    } catch (e) {
+      await stopProcess(proc);
+      throw new NotAvailable((e as Error).message);
+    }
+    return { pid: proc.pid, port, stop: () => stopProcess(proc) };
+  },
+};
+
+/** Order within a round: KubeProxy between the two it is divided by. */
+export const H2_CONTENDERS: readonly H2Contender[] = [nginxH2, kubeproxyH2, bareH2];
 
 export interface H2loadResult {
   seconds: number;
@@ -300,10 +321,10 @@ export async function runH2(ctx: Ctx, h2loadBin: string, o: H2Options, log: (lin
   return rows;
 }
 
-/** KubeProxy ÷ NGINX of one workload: the median of the per-round ratios (see report.ts pairedRatio). */
-export function h2Ratio(rows: readonly H2Row[], w: H2WorkloadId, key: 'rate' | 'cpuUs'): number | undefined {
+/** KubeProxy ÷ `other` on one workload: the median of the per-round ratios (see report.ts pairedRatio). */
+export function h2Ratio(rows: readonly H2Row[], w: H2WorkloadId, key: 'rate' | 'cpuUs', other: H2Contender['id']): number | undefined {
   const kp = rows.find((r) => r.contender === 'kubeproxy' && r.workload === w);
-  const ng = rows.find((r) => r.contender === 'nginx' && r.workload === w);
+  const ng = rows.find((r) => r.contender === other && r.workload === w);
   if (!kp?.samples.length || !ng?.samples.length || kp.missing || ng.missing) return undefined;
   const theirs = new Map(ng.samples.map((s) => [s.round, s[key]]));
   const ratios = kp.samples.flatMap((s) => (theirs.has(s.round) ? [s[key] / theirs.get(s.round)!] : []));
@@ -320,10 +341,11 @@ export function h2Markdown(rows: readonly H2Row[]): string {
     r.meanMs === undefined ? '' : `${r.meanMs.toFixed(2)} ms${r.workload === 'h2-handshakes' ? ' (connect)' : ''}`,
     r.notes.join('; '),
   ]));
-  const ratios = table(['workload', 'KubeProxy ÷ NGINX, rate', 'KubeProxy ÷ NGINX, CPU each'], (Object.keys(H2_WORKLOADS) as H2WorkloadId[]).map((w) => {
-    const [rate, cpu] = [h2Ratio(rows, w, 'rate'), h2Ratio(rows, w, 'cpuUs')];
-    return [H2_WORKLOADS[w].title, rate === undefined ? 'n/a' : `${rate.toFixed(2)}×`, cpu === undefined ? 'n/a' : `${cpu.toFixed(2)}×`];
-  }));
+  const x = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(2)}×`);
+  const ratios = table(['workload', 'KubeProxy ÷ NGINX, rate', 'CPU each', 'KubeProxy ÷ bare-h2, rate', 'CPU each'], (Object.keys(H2_WORKLOADS) as H2WorkloadId[]).map((w) => [
+    H2_WORKLOADS[w].title,
+    ...(['nginx', 'bare-h2'] as const).flatMap((other) => [x(h2Ratio(rows, w, 'rate', other)), x(h2Ratio(rows, w, 'cpuUs', other))]),
+  ]));
   return [results, '', ratios].join('\n');
 }
 
@@ -331,4 +353,5 @@ export function h2Markdown(rows: readonly H2Row[]): string {
 export const H2_SETUP = `server pinned to CPU 0, h2load -t1 and the origin on CPU 1; TLS with a self-signed P-256 certificate; `
   + `requests: h2load -c${CONNECTIONS} -m${STREAMS} -t1 -n <what the warm-up's rate (${WARMUP_REQUESTS} requests) serves in <duration>>; new connections: batches of h2load -c${BATCH} -n${BATCH} -m1 `
   + `(each client one handshake and one 13-byte GET) for <duration>; KubeProxy's default config (metrics, access log, cache on) `
-  + `with proxy.tls; NGINX as in the main benchmark (access log on, keep-alive upstream) with ssl and HTTP/2 on its server`;
+  + `with proxy.tls; NGINX as in the main benchmark (access log on, keep-alive upstream) with ssl and HTTP/2 on its server; `
+  + `bare-h2: node:http2's secure server + an undici Pool (the Node ceiling)`;
