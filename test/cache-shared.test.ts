@@ -186,6 +186,20 @@ test('a purge on one process\'s admin port removes the entry from the other\'s m
   assert.equal(hits.get('/obj/purge'), 2);
 });
 
+test('a flushed Redis (data and scripts) is a cold cache, never an error', async () => {
+  await get(a, '/obj/flush');
+  await inRedis('/obj/flush');
+  await client.flushall();
+  await client.script('FLUSH');
+  const r = await get(b, '/obj/flush');
+  assert.equal(r.status, 200);
+  assert.match(cacheStatus(r)!, /fwd=uri-miss; stored/, 'B never had it, and Redis lost it');
+  await inRedis('/obj/flush');
+  await get(a, '/obj/other-after-flush');
+  await inRedis('/obj/other-after-flush');
+  assert.equal((await sharedStatus(b)).lookups.error, 0);
+});
+
 /** `total` GETs of paths never asked before (each a memory miss, so a shared lookup), `concurrency` at a time, alternating A and B. */
 async function load(total: number, concurrency: number, tag: string, during?: (done: number) => Promise<void> | void): Promise<{ statuses: number[]; ms: number[] }> {
   const statuses: number[] = [];
