@@ -10,7 +10,7 @@ export const PROJECT_DIR = join(BENCH_DIR, '..');
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 export const SCRIPTS = ['origin.ts', 'peers/bare-undici.ts', 'peers/memory-server.ts',
-  'peers/node-http-proxy.ts', 'peers/fastify-http-proxy.ts', 'peers/bare-h2.ts'] as const;
+  'peers/node-http-proxy.ts', 'peers/fastify-http-proxy.ts'] as const;
 
 /** Returns the path of the built .mjs for each source in SCRIPTS. */
 export function buildScripts(): Record<(typeof SCRIPTS)[number], string> {

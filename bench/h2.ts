@@ -136,12 +136,12 @@ const nginxH2: H2Contender = {
   start: (ctx, tls) => startNginx(ctx, (dir, port, bin) => nginxH2Conf(dir, port, ctx.originPorts[0], tls, versionOf(bin, ['-v']))),
 };
 
-/** The Node ceiling: node:http2 + an undici Pool (peers/bare-h2.ts), with KubeProxy's V8 flags. */
+/** The Node ceiling: node:http2 + an undici Pool (peers/bare-undici.ts given CERT and KEY), with KubeProxy's V8 flags. */
 const bareH2: H2Contender = {
   id: 'bare-h2',
   async start(ctx, tls) {
     const port = await freePort();
-    const proc = startProcess(process.execPath, [...V8_FLAGS, ctx.scripts['peers/bare-h2.ts']], {
+    const proc = startProcess(process.execPath, [...V8_FLAGS, ctx.scripts['peers/bare-undici.ts']], {
       cpu: ctx.proxyCpu,
       env: childEnv({ PORT: String(port), UPSTREAM: `http://127.0.0.1:${ctx.originPorts[0]}`, CERT: tls.certFile, KEY: tls.keyFile }),
       logFile: join(ctx.tmpDir, 'bare-h2.log'),
