@@ -127,7 +127,7 @@ describe('config', () => {
 
   test('a YAML syntax error reads as one sentence with its line and column', () => {
     assert.deepEqual(problems('proxy:\n  listen: { port: 8080 }\n  services: a: b\n'), [
-      'YAML syntax error at line 3, column 13: nested mappings are not allowed in compact mappings',
+      'YAML syntax error at line 3, column 14: bad indentation of a mapping entry',
     ]);
   });
 
