@@ -147,8 +147,8 @@ export class CacheLayer {
     return until !== undefined && until > this.now();
   }
 
+  /** Kept whatever collapseTimeout is: flow.ts also reads it to send a Range request's own Range upstream. */
   markUncollapsible(key: string): void {
-    if (this.collapseTimeout <= 0) return;
     const now = this.now();
     const until = this.uncollapsible.get(key);
     if (until === undefined || until - now < UNCOLLAPSIBLE_MS / 2) this.uncollapsible.set(key, now + UNCOLLAPSIBLE_MS);
