@@ -15,7 +15,7 @@ import { workerCount } from './cluster/count.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { isClusterWorker, runWorker } from './cluster/worker.ts';
 import { BunMissing } from './runtime/bun-binary.ts';
-import { currentRuntime, requestedRuntime, runOnBun } from './runtime/select.ts';
+import { currentRuntime, followParent, requestedRuntime, runOnBun } from './runtime/select.ts';
 
 const HELP = `Usage: kubeproxy --config FILE [--check] [--runtime node|bun]
 
@@ -78,6 +78,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
   }
+  if (currentRuntime === 'bun') followParent();
   if (runtime === 'node' && currentRuntime !== 'node') {
     process.stderr.write(`kubeproxy: --runtime node: this process runs on ${currentRuntime}; start it with node\n`);
     return EXIT_USAGE;

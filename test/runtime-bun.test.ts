@@ -77,3 +77,46 @@ test('an unknown --runtime is a usage error (64) listing the runtimes', () => {
   assert.equal(r.status, 64);
   assert.match(r.stderr, /--runtime: "deno" is not a runtime \(use node or bun\)/);
 });
+
+test('when the Node parent of --runtime bun is killed (SIGKILL), the Bun process drains and exits rather than keep the ports', { skip: noBun, timeout: 60_000 }, async (t) => {
+  const origin = await namedOrigin('a');
+  const dir = mkdtempSync(join(tmpdir(), 'kubeproxy-bun-'));
+  t.after(async () => {
+    await origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const parent = spawn(process.execPath, [bin, '--runtime', 'bun', '--config', config(dir, origin.port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info' },
+  });
+  t.after(() => parent.kill('SIGKILL'));
+  const lines: Array<Record<string, unknown>> = [];
+  const seen = (msg: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`"${msg}" not logged within 20 s`)), 20_000);
+      const check = () => {
+        const l = lines.find((x) => x.msg === msg);
+        if (l === undefined) return;
+        clearTimeout(timer);
+        resolve(l);
+      };
+      rl.on('line', check);
+      check();
+    });
+  const rl = createInterface({ input: parent.stdout! });
+  rl.on('line', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  const started = await seen('kubeproxy started');
+  parent.kill('SIGKILL');
+  // The Bun process keeps the pipe open: its lines still come after its parent is gone.
+  await seen('stopped');
+  const alive = () => {
+    try {
+      process.kill(started.pid as number, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(), false, 'the Bun process has exited');
+});

@@ -17,6 +17,8 @@ import { bunBinary } from './bun-binary.ts';
 export const RUNTIMES = ['node', 'bun'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 export const RUNTIME_ENV = 'KUBEPROXY_RUNTIME';
+/** Set by runOnBun on the Bun process: the pid of its Node parent (see followParent). */
+const PARENT_ENV = 'KUBEPROXY_RUNTIME_PARENT';
 
 /** The runtime this process is. */
 export const currentRuntime: RuntimeName = process.versions.bun === undefined ? 'node' : 'bun';
@@ -47,7 +49,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 export function runOnBun(args: readonly string[]): Promise<number> {
   const { file, args: argv } = bunCommand(args);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { stdio: 'inherit', env: { ...process.env, [RUNTIME_ENV]: 'bun' } });
+    const child = spawn(file, argv, { stdio: 'inherit', env: { ...process.env, [RUNTIME_ENV]: 'bun', [PARENT_ENV]: String(process.pid) } });
     const forward = (signal: NodeJS.Signals) => () => {
       child.kill(signal);
     };
@@ -62,4 +64,20 @@ export function runOnBun(args: readonly string[]): Promise<number> {
       resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal]));
     });
   });
+}
+
+/**
+ * In the Bun process runOnBun started: drains (SIGTERM to itself) once its Node parent is gone,
+ * e.g. killed with SIGKILL, which cannot be passed on; without this the proxy would keep its
+ * ports with nobody left to stop it. The parent is polled (once a second, unref'd timer).
+ */
+export function followParent(env: NodeJS.ProcessEnv = process.env): void {
+  const parent = Number(env[PARENT_ENV]);
+  if (!Number.isInteger(parent) || parent !== process.ppid) return;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 1000);
+  timer.unref();
 }
