@@ -72,9 +72,9 @@ function handler() {
   return { serve, release: () => release() };
 }
 
-async function setup(t: Parameters<typeof cachedService>[0]) {
+async function setup(t: Parameters<typeof cachedService>[0], cache: Record<string, unknown> = {}) {
   const h = handler();
-  const s = await cachedService(t, h.serve, { cache: { maxObjectSize: '2KiB' } });
+  const s = await cachedService(t, h.serve, { cache: { maxObjectSize: '2KiB', ...cache } });
   /** The Range headers the origin received for `path`, in order (undefined: none). */
   const sentRanges = (path: string) => s.origin.requests.filter((r) => r.url === path).map((r) => r.headers.range);
   return { ...s, release: h.release, sentRanges };
@@ -220,7 +220,14 @@ test('a range of a chunked response on a miss gets the full 200 as it streams, s
 });
 
 test('an object over maxObjectSize: the first range gets the full 200, later ranges go to the origin and its 206 passes through unstored', async (t) => {
-  const s = await setup(t);
+  await overMaxObjectSize(await setup(t));
+});
+
+test('the same with collapsing off (collapseTimeout: 0): the not-stored mark is kept all the same', async (t) => {
+  await overMaxObjectSize(await setup(t, { collapseTimeout: 0 }));
+});
+
+async function overMaxObjectSize(s: Awaited<ReturnType<typeof setup>>): Promise<void> {
   const first = await s.get('/big', { headers: { range: 'bytes=0-9' } });
   assert.equal(first.status, 200);
   assert.equal(first.body.length, BIG.length);
@@ -233,7 +240,7 @@ test('an object over maxObjectSize: the first range gets the full 200, later ran
     assert.equal(cacheStatus(r), 'kubeproxy; fwd=uri-miss; detail="partial-content"');
   }
   assert.deepEqual(s.sentRanges('/big'), [undefined, 'bytes=4990-', 'bytes=4990-']);
-});
+}
 
 test('a private object within maxObjectSize: the first range is cut from its full answer, later ones go to the origin', async (t) => {
   const s = await setup(t);
