@@ -15,16 +15,18 @@
  *   a large fleet.
  * - Probes use their own connection per probe (`Connection: close`), not the instance's pool: a
  *   probe is not queued behind traffic nor limited by `maxConnections`, and every probe checks
- *   that the instance still accepts connections.
+ *   that the instance still accepts connections. They speak the instance's protocol (http1,
+ *   https with its CA, h2c, h2: probe-request.ts).
  * - `sync()` is called with the services of each new snapshot (start, reload, discovery change):
  *   instances that stay keep their prober, its counters and their health; new ones get one;
  *   removed ones — or ones whose service no longer has a `healthCheck` — are stopped, and in the
  *   second case the instance goes back to healthy (nothing is checking it any more).
  */
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.ts';
 import type { Instance } from '../upstream/instance.ts';
 import type { Service } from '../upstream/service.ts';
+import { probeStatus } from './probe-request.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -189,19 +191,9 @@ export class ActiveHealthChecker {
     const timeout = config.timeout > 0 ? config.timeout : config.interval;
     const signal = AbortSignal.timeout(timeout);
     try {
-      const res = await request(`${instance.origin}${config.path}`, {
-        dispatcher: this.agent,
-        method: 'GET',
-        headers: { host, 'user-agent': 'kubeproxy-health-check', accept: '*/*' },
-        // One connection per probe: each probe also checks that the instance accepts connections.
-        reset: true,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal,
-      });
-      await res.body.dump({ limit: 64 * 1024, signal });
-      const ok = statusMatches(config.expectedStatus, res.statusCode);
-      return { ok, status: res.statusCode, detail: ok ? '' : `status ${res.statusCode}`, durationMs: performance.now() - started };
+      const status = await probeStatus(instance, this.agent, { path: config.path, host, timeout, signal });
+      const ok = statusMatches(config.expectedStatus, status);
+      return { ok, status, detail: ok ? '' : `status ${status}`, durationMs: performance.now() - started };
     } catch (err) {
       const e = err as { code?: string; name?: string; message?: string };
       const detail = e.name === 'TimeoutError' || signal.aborted ? `no answer within ${timeout} ms` : (e.code ?? e.message ?? String(err));

@@ -82,6 +82,15 @@ export class Instance implements Pickable {
     this.settings = settings;
   }
 
+  /** How the instance is spoken to, and its TLS settings (active health checks probe the same way). */
+  get protocol(): UpstreamProtocol {
+    return this.settings.protocol;
+  }
+
+  get tls(): UpstreamTls | undefined {
+    return this.settings.tls;
+  }
+
   available(): boolean {
     return this.healthy && !this.ejected && !this.draining && (this.settings.maxConnections === 0 || this.inflight < this.settings.maxConnections);
   }
