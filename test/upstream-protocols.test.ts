@@ -9,7 +9,9 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect, createSecureServer, createServer as createH2cServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { ConfigError, loadConfigFile, validateConfig } from '../src/config/load.ts';
 import { Runtime } from '../src/runtime.ts';
@@ -95,6 +97,11 @@ describe('instances over https, h2 and h2c', () => {
     other = makeCertificate(dir.dir, 'other', ['other.internal']);
     front = makeCertificate(dir.dir, 'front', ['*.proto.test']);
     httpsOrigin = createHttpsServer({ cert: api.cert, key: readKey(api) }, echo);
+    // An upgrade over TLS: 101, then bytes echoed upper-cased.
+    httpsOrigin.on('upgrade', (_req, socket: Duplex) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+      socket.on('data', (d: Buffer) => socket.write(d.toString().toUpperCase()));
+    });
     h2Origin = createSecureServer({ cert: api.cert, key: readKey(api) }, echo);
     h2Origin.on('session', (s) => {
       h2Sessions.add(s);
@@ -152,6 +159,25 @@ describe('instances over https, h2 and h2c', () => {
     const r = await request(proxy.port, { host: 'wrong-name.proto.test' });
     assert.equal(r.status, 502);
     assert.match(r.text, /upstream TLS: .*billing\.internal.*ERR_TLS_CERT_ALTNAME_INVALID/);
+  });
+
+  test('an Upgrade request to an https instance is tunnelled over TLS verified against tls.ca', async () => {
+    const tunnel = async (host: string) => {
+      const socket = netConnect(proxy.port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`GET /chat HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`);
+      let data = '';
+      socket.on('data', (d: Buffer) => {
+        data += d.toString();
+        if (data.startsWith('HTTP/1.1 101') && data.endsWith('\r\n\r\n')) socket.write('over tls');
+      });
+      const deadline = Date.now() + 5000;
+      while (!data.includes('OVER TLS') && !/^HTTP\/1\.1 5\d\d[^]*\r\n\r\n/.test(data) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      socket.destroy();
+      return data;
+    };
+    assert.match(await tunnel('https.proto.test'), /^HTTP\/1\.1 101 Switching Protocols[^]*OVER TLS$/);
+    assert.match(await tunnel('wrong-ca.proto.test'), /^HTTP\/1\.1 502 /);
   });
 
   test('verify: false accepts a certificate no CA signed', async () => {

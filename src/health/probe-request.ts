@@ -5,9 +5,8 @@
  * checks that the instance accepts connections (and, over TLS, that its certificate verifies).
  */
 import { connect as h2connect, constants as h2 } from 'node:http2';
-import { isIP } from 'node:net';
 import { buildConnector, Client, request, type Dispatcher } from 'undici';
-import type { Instance } from '../upstream/instance.ts';
+import { tlsOptions, type Instance } from '../upstream/instance.ts';
 
 export interface ProbeRequest {
   path: string;
@@ -83,15 +82,4 @@ function tlsConnector(instance: Instance): buildConnector.connector {
   const { servername, ...options } = tlsOptions(instance);
   const connector = buildConnector(options);
   return (opts, callback) => connector({ ...opts, servername }, callback);
-}
-
-/** The instance's TLS settings as node:tls options (an IP address is not sent by SNI, RFC 6066 §3). */
-function tlsOptions(instance: Instance): { ca?: string; rejectUnauthorized: boolean; servername?: string } {
-  const tls = instance.tls;
-  const name = tls?.serverName ?? instance.address;
-  return {
-    ...(tls?.ca === undefined ? {} : { ca: tls.ca }),
-    rejectUnauthorized: tls?.verify ?? true,
-    ...(isIP(name) === 0 ? { servername: name } : {}),
-  };
 }

@@ -235,6 +235,20 @@ function tlsConnector(tls: UpstreamTls, connectTimeout: number): buildConnector.
   return (opts, callback) => connector(opts.servername !== undefined && isIP(opts.servername) !== 0 ? { ...opts, servername: undefined } : opts, callback);
 }
 
+/**
+ * The instance's TLS settings as node:tls options, for connections made outside its pool (health
+ * probes, upgrade tunnels); an IP address is not sent by SNI (RFC 6066 §3).
+ */
+export function tlsOptions(instance: Instance): { ca?: string; rejectUnauthorized: boolean; servername?: string } {
+  const tls = instance.tls;
+  const name = tls?.serverName ?? instance.address;
+  return {
+    ...(tls?.ca === undefined ? {} : { ca: tls.ca }),
+    rejectUnauthorized: tls?.verify ?? true,
+    ...(isIP(name) === 0 ? { servername: name } : {}),
+  };
+}
+
 function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
   return (
     a.connectTimeout === b.connectTimeout &&

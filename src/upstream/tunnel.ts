@@ -6,7 +6,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Instance } from './instance.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { tlsOptions, type Instance } from './instance.ts';
 
 /** How long a tunnel stays half-closed (one side sent FIN) before both sides are closed. */
 const HALF_CLOSE_GRACE_MS = 5000;
@@ -31,7 +32,11 @@ export function openTunnel(
   failed: (err: NodeJS.ErrnoException | Error) => void,
   done: (status: number) => void,
 ): Socket {
-  const upstream = connect({ host: instance.address, port: instance.port, noDelay: true });
+  // https and h2 instances: TLS verified as their other traffic is, offering HTTP/1.1 by ALPN.
+  const tls = instance.protocol === 'https' || instance.protocol === 'h2';
+  const upstream = tls
+    ? tlsConnect({ host: instance.address, port: instance.port, ...tlsOptions(instance), ALPNProtocols: ['http/1.1'] }).setNoDelay(true)
+    : connect({ host: instance.address, port: instance.port, noDelay: true });
   let answered = false;
   let status = 0;
   let closed = 0;
@@ -39,7 +44,7 @@ export function openTunnel(
     if (++closed === 2) done(status);
   };
   const timer = connectTimeoutMs > 0 ? setTimeout(() => upstream.destroy(Object.assign(new Error('connect timed out'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), connectTimeoutMs) : undefined;
-  upstream.once('connect', () => {
+  upstream.once(tls ? 'secureConnect' : 'connect', () => {
     clearTimeout(timer);
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     for (let i = 0; i < req.headers.length; i += 2) head += `${req.headers[i]}: ${req.headers[i + 1]}\r\n`;
