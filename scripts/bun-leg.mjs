@@ -19,13 +19,13 @@ const BUN_PARSER =
   "Bun: its HTTP/1.1 parser is not llhttp; malformed requests still get a 400 and a closed connection and never reach an instance, but the reason differs (Content-Length with Transfer-Encoding reads 'invalid Transfer-Encoding', a bad chunk has no 'LF after chunk data'), and a request line claiming HTTP/2.0 gets 400 where Node's gets 505";
 const BUN_TLS_WORDING =
   "Bun: its TLS (BoringSSL) words the refusal 'self signed certificate' where Node's OpenSSL says 'self-signed certificate'; the 502 and the code DEPTH_ZERO_SELF_SIGNED_CERT are the same";
-const UNEXPLAINED_LIMITS =
-  'fails on every Bun run: when the 5 requests over maxConnections + maxPending were refused, the origin had received none of the 2 admitted ones (on Node it has both); not yet explained';
 
 // ---- the test looks inside the proxy's process ----------------------------------------------
 const IN_PROCESS = "reads or drives the proxy's in-process Runtime (cache, snapshot, health or outlier events, undici diagnostics channels)";
 const CLOCK = "moves the cache's clock (test/helpers/cache.ts useClock), which lives in the proxy's process";
 const ACCESS_LOG = 'captures the access log in the test process (setAccessLogOutput)';
+const SAME_EVENT_LOOP =
+  "assumes the proxy shares the test's event loop: when the 5 refusals come back, the origin (in the test process) has not accepted the 2 admitted requests yet; it fails the same way with the proxy as a Node process";
 const CLOSE_IS_ASYNC = "expects close() to fail readiness before it returns, as Runtime.shutdown() does in-process; a SIGTERM to a process takes effect later";
 
 /**
@@ -101,7 +101,7 @@ export const BUN_LEG_SKIPS = [
   { file: 'test/resilience-instance-death.test.ts', test: "an instance SIGKILLed under load (c=128) fails no GET, HEAD or OPTIONS and gets nothing once seen dead", reason: IN_PROCESS },
   { file: 'test/resilience-instance-death.test.ts', test: "an instance SIGKILLed under load (c=32) fails no GET, HEAD or OPTIONS and gets nothing once seen dead", reason: IN_PROCESS },
   { file: 'test/resilience-instance-death.test.ts', test: "with every instance answering 503, upstream attempts stay within 1.25 x the client requests", reason: IN_PROCESS },
-  { file: 'test/resilience-limits.test.ts', test: "beyond maxConnections and maxPending, requests get a fast 503 with Retry-After; the queued ones are served", reason: UNEXPLAINED_LIMITS },
+  { file: 'test/resilience-limits.test.ts', test: "beyond maxConnections and maxPending, requests get a fast 503 with Retry-After; the queued ones are served", reason: SAME_EVENT_LOOP },
   { file: 'test/resilience-malformed.test.ts', test: "a chunked body that turns malformed while it streams: the client gets 400, the instance never gets a complete request", reason: BUN_PARSER },
   { file: 'test/resilience-malformed.test.ts', test: "a request line claiming HTTP/2.0 gets 505 and a closed connection, and never reaches an instance", reason: BUN_PARSER },
   { file: 'test/resilience-malformed.test.ts', test: "malformed and smuggling requests get 400 and a closed connection, and never reach an instance", reason: BUN_PARSER },
