@@ -141,3 +141,36 @@ test('a service chain runs only its own onRequest hooks after routing', () => {
   assert.deepEqual(chain.onRoutedRequest.map((h) => h.loaded.plugin.name), ['service-level']);
   assert.equal(chain.onLog.length, 0);
 });
+
+test('the request and response views are made when a hook first reads them, once, and not for a hook that does not', () => {
+  const made: string[] = [];
+  class Lazy extends HookContext {
+    protected override makeRequest(): HookRequest {
+      made.push('request');
+      return new HookRequest('GET', '/a', 'web.test', new RawHeaderMap([]), '127.0.0.1', 'req-1');
+    }
+    protected override makeResponse() {
+      made.push('response');
+      return { status: 200, headers: new RawHeaderMap([]) };
+    }
+  }
+  const empty = chainOf([{ name: 'empty', onRequest() {}, onResponse() {} }]).chain;
+  const quiet = new Lazy(undefined, 'web', empty);
+  runHooks(empty, empty.onRequest, 'onRequest', quiet);
+  quiet.offerResponse();
+  runHooks(empty, empty.onResponse, 'onResponse', quiet);
+  assert.deepEqual(made, []);
+  assert.equal(quiet.requestIfMade, undefined);
+
+  const reader = chainOf([
+    { name: 'reader', onRequest: (ctx) => void ctx.request.headers.get('host'), onResponse: (ctx) => void ctx.response.headers.get('etag') },
+    { name: 'second', onRequest: (ctx) => void ctx.request.path, onResponse: (ctx) => void ctx.response.status },
+  ]).chain;
+  const looked = new Lazy(undefined, 'web', reader);
+  assert.equal(looked.response, undefined, 'no response before onResponse');
+  runHooks(reader, reader.onRequest, 'onRequest', looked);
+  looked.offerResponse();
+  runHooks(reader, reader.onResponse, 'onResponse', looked);
+  assert.deepEqual(made, ['request', 'response']);
+  assert.equal(looked.requestIfMade, looked.request);
+});

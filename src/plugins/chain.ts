@@ -119,7 +119,8 @@ export class HookRequest {
 
 /**
  * One request's context for every hook of every plugin: made on the request's first hook, so a
- * request that no plugin sees never builds one.
+ * request that no plugin sees never builds one. Its `request` and `response` views are made when a
+ * hook first reads them (`makeRequest`, `makeResponse`): a hook that never looks costs neither.
  */
 export class HookContext implements RequestHookContext, UpstreamHookContext, ResponseHookContext, LogHookContext {
   /** The hook running now; '' between hooks. */
@@ -131,18 +132,56 @@ export class HookContext implements RequestHookContext, UpstreamHookContext, Res
   answer: PluginAnswer | undefined = undefined;
   /** A hook of this request failed: the error answer goes out without running hooks again. */
   failed = false;
-  /** Set by the pipeline before onUpstreamRequest, onResponse and onLog run. */
+  /** Set by the pipeline before onUpstreamRequest and onLog run. */
   upstream!: PluginUpstreamRequest;
-  response!: PluginResponse;
   log!: PluginLogRecord;
+  private req: HookRequest | undefined;
+  /** undefined before onResponse (as `ctx.response` reads then); null: made on the first read. */
+  private res: PluginResponse | null | undefined = undefined;
 
   constructor(
-    readonly request: HookRequest,
+    /** undefined: made by `makeRequest` when first read. */
+    request: HookRequest | undefined,
     public service: string | undefined,
     /** The chain the request runs: the proxy-level one, then its service's once routed. */
     public chain: PluginChain,
   ) {
-    request.owner = this;
+    this.req = request;
+    if (request !== undefined) request.owner = this;
+  }
+
+  get request(): HookRequest {
+    let r = this.req;
+    if (r === undefined) {
+      r = this.req = this.makeRequest();
+      r.owner = this;
+    }
+    return r;
+  }
+
+  /** The request view if anything read it, without making it: undefined means no hook changed the request. */
+  get requestIfMade(): HookRequest | undefined {
+    return this.req;
+  }
+
+  get response(): PluginResponse {
+    if (this.res === null) this.res = this.makeResponse();
+    return this.res!;
+  }
+
+  /** @internal onResponse is about to run: `response` is made on its first read, over the head as it is now. */
+  offerResponse(): void {
+    this.res = null;
+  }
+
+  /** The request view, for a context made without one. */
+  protected makeRequest(): HookRequest {
+    throw new TypeError('this hook context has no request');
+  }
+
+  /** The response view, once offered (`offerResponse`). */
+  protected makeResponse(): PluginResponse {
+    throw new TypeError('this hook context has no response');
   }
 
   get state(): Map<unknown, unknown> {

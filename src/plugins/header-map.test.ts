@@ -55,3 +55,26 @@ test('a mirrored view reads the first array and changes both', () => {
   assert.deepEqual(upstream, ['X-Forwarded-For', '1.2.3.4', 'Accept', 'b', 'x-user', 'ada']);
   assert.equal(h.changed, true);
 });
+
+test('a borrowed array is read as it is and copied on the first change, never changed itself', () => {
+  const received = ['Host', 'web.test', 'Accept', 'a'];
+  const copies: string[][] = [];
+  class Borrowing extends RawHeaderMap {
+    protected override copied(raw: string[]): void {
+      copies.push(raw);
+    }
+  }
+  const h = new Borrowing(received, FRAMING, true);
+  assert.equal(h.get('accept'), 'a');
+  h.delete('x-missing');
+  assert.equal(h.raw, received, 'reads and a delete of nothing make no copy');
+  assert.throws(() => h.set('content-length', '1'), /frames the body/);
+  assert.equal(copies.length, 0, 'a refused change makes no copy');
+  h.set('accept', 'b');
+  h.append('x-user', 'ada');
+  assert.deepEqual(received, ['Host', 'web.test', 'Accept', 'a']);
+  assert.equal(copies.length, 1);
+  assert.equal(h.raw, copies[0]);
+  assert.deepEqual(h.raw, ['Host', 'web.test', 'Accept', 'b', 'x-user', 'ada']);
+  assert.equal(h.changed, true);
+});

@@ -2,7 +2,9 @@
  * A Headers-like view over the proxy's raw header arrays (`[name, value, name, value, ...]`, as
  * node:http's rawHeaders and undici's raw responses hold them). Made only when a plugin runs, so a
  * proxy without plugins never builds one. Edits go to the array itself: whoever holds the array
- * (the upstream request, the response head) sends what the plugin left.
+ * (the upstream request, the response head) sends what the plugin left. A borrowed array (the
+ * client's rawHeaders, which node keeps as received) is copied on the first change instead, so
+ * a plugin that only reads them costs no copy.
  */
 import type { HeaderMap } from './api.ts';
 
@@ -20,12 +22,24 @@ const BAD_VALUE = /[\r\n\0]/;
 export class RawHeaderMap implements HeaderMap {
   /** Set by any change: the owner of the array may need to re-read it. */
   changed = false;
+  private lines: string[];
+  /** The lines are not the proxy's to change (node's rawHeaders): the first change makes a copy. */
+  private borrowed: boolean;
 
   constructor(
-    readonly raw: string[],
+    raw: string[],
     /** Lower-case names a plugin may not change (FRAMING). */
     private readonly fixed?: ReadonlySet<string>,
-  ) {}
+    borrowed = false,
+  ) {
+    this.lines = raw;
+    this.borrowed = borrowed;
+  }
+
+  /** The header lines: the array given, or its copy once a borrowed array was changed. */
+  get raw(): string[] {
+    return this.lines;
+  }
 
   get(name: string): string | null {
     const lower = name.toLowerCase();
@@ -59,7 +73,7 @@ export class RawHeaderMap implements HeaderMap {
   set(name: string, value: string): void {
     checkField(name, value);
     const lower = this.changeable(name);
-    const raw = this.raw;
+    const raw = this.own();
     let kept = false;
     let w = 0;
     // One pass: the first field of that name takes the value in place (its position kept), the others go.
@@ -83,13 +97,14 @@ export class RawHeaderMap implements HeaderMap {
   append(name: string, value: string): void {
     checkField(name, value);
     this.changeable(name);
-    this.raw.push(name, value);
+    this.own().push(name, value);
     this.changed = true;
   }
 
   delete(name: string): void {
     const lower = this.changeable(name);
-    const raw = this.raw;
+    if (!this.has(lower)) return;
+    const raw = this.own();
     let w = 0;
     for (let r = 0; r < raw.length; r += 2) {
       if (raw[r]!.toLowerCase() === lower) continue;
@@ -97,10 +112,8 @@ export class RawHeaderMap implements HeaderMap {
       raw[w + 1] = raw[r + 1]!;
       w += 2;
     }
-    if (w !== raw.length) {
-      raw.length = w;
-      this.changed = true;
-    }
+    raw.length = w;
+    this.changed = true;
   }
 
   *entries(): IterableIterator<[string, string]> {
@@ -111,6 +124,19 @@ export class RawHeaderMap implements HeaderMap {
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
   }
+
+  /** The lines to change: a borrowed array is copied first, and its owner told (`copied`). */
+  private own(): string[] {
+    if (this.borrowed) {
+      this.borrowed = false;
+      this.lines = this.lines.slice();
+      this.copied(this.lines);
+    }
+    return this.lines;
+  }
+
+  /** A borrowed array was copied before its first change: whoever sends these lines must take `raw`. */
+  protected copied(_raw: string[]): void {}
 
   private changeable(name: string): string {
     const lower = String(name).toLowerCase();

@@ -3,8 +3,9 @@
  * (src/plugins/chain.ts) over the plugins' view of it, and returns undefined when nothing is left
  * to wait for, or a Promise when a hook is async or failed (the phase continues once it settles;
  * a rejection is a `plugin_error` ProxyError naming the plugin, answered by the caller). With no
- * plugin configured each is one check and no allocation; the view is made by the first hook that
- * runs for a request.
+ * plugin configured each is one check and no allocation; the context is made by the first hook
+ * that runs for a request, and its request and response views by the first hook that reads them
+ * (an empty hook costs neither, nor a copy of the client's header lines).
  *
  *   requestHooks(ctx, 'proxy')    before routing and the cache: proxy-level onRequest
  *   requestHooks(ctx, 'service')  right after routing, before the cache key: the service's onRequest
@@ -47,7 +48,7 @@ export function requestHooks(ctx: RequestContext, level: 'proxy' | 'service'): P
   if (chain.onRoutedRequest.length === 0) return undefined;
   const v = view(ctx, chain);
   // The request for the instances is built by now: changes reach it and the client's headers (Vary).
-  v.request.headers = new MirroredHeaderMap(new RawHeaderMap(ctx.requestHeaders, FRAMING), new RawHeaderMap(ctx.upstream!.headers, FRAMING));
+  v.request.headers = new MirroredHeaderMap(new ClientHeaders(ctx), new RawHeaderMap(ctx.upstream!.headers, FRAMING));
   v.request.pathChanged = false;
   return settle(ctx, runHooks(chain, chain.onRoutedRequest, 'onRequest', v), serviceRequestDone);
 }
@@ -72,7 +73,7 @@ export function responseHooks(ctx: RequestContext): Promise<void> | undefined {
   const chain = h?.chain ?? (ctx.service === undefined ? plugins.proxy : plugins.forService(ctx.service.name));
   if (chain === undefined || chain.onResponse.length === 0) return undefined;
   const v = view(ctx, chain);
-  v.response = new ResponseView(ctx, v);
+  v.offerResponse();
   return settle(ctx, runHooks(chain, chain.onResponse, 'onResponse', v), nothing);
 }
 
@@ -115,15 +116,48 @@ export function upgradeHooks(
   return outcome instanceof Promise ? outcome.then(decide) : decide(outcome);
 }
 
-/** The plugins' view of the request, made once. The client's header lines are copied first: node's rawHeaders stay as received. */
+/** The plugins' context of the request, made once. */
 function view(ctx: RequestContext, chain: PluginChain): HookContext {
-  let h = ctx.plugins;
-  if (h === undefined) {
-    ctx.requestHeaders = ctx.requestHeaders.slice();
-    const request = new HookRequest(ctx.method, ctx.path, ctx.host, new RawHeaderMap(ctx.requestHeaders, FRAMING), ctx.clientIp, ctx.id);
-    h = ctx.plugins = new HookContext(request, ctx.service?.name, chain);
+  return (ctx.plugins ??= new PipelineHookContext(ctx, chain));
+}
+
+/**
+ * The hook context of a request of the pipeline: its request view is made from the request's
+ * record when a hook (or the cache key) first reads it, its response view when an onResponse hook
+ * first reads it. ctx.path and ctx.host change only through these views (and validate, before any
+ * hook), so a view made late holds what one made at the first hook would.
+ */
+class PipelineHookContext extends HookContext {
+  constructor(
+    private readonly source: RequestContext,
+    chain: PluginChain,
+  ) {
+    super(undefined, source.service?.name, chain);
   }
-  return h;
+
+  protected override makeRequest(): HookRequest {
+    const ctx = this.source;
+    return new HookRequest(ctx.method, ctx.path, ctx.host, new ClientHeaders(ctx), ctx.clientIp, ctx.id);
+  }
+
+  protected override makeResponse(): PluginResponse {
+    return new ResponseView(this.source, this);
+  }
+}
+
+/**
+ * The client's header lines as plugins see them. node's rawHeaders stay as received: the first
+ * change works on a copy, which becomes the request's lines (what the upstream request and the
+ * cache read).
+ */
+class ClientHeaders extends RawHeaderMap {
+  constructor(private readonly ctx: RequestContext) {
+    super(ctx.requestHeaders, FRAMING, true);
+  }
+
+  protected override copied(raw: string[]): void {
+    this.ctx.requestHeaders = raw;
+  }
 }
 
 /** Turns a run's outcome into the hook point's result: undefined (go on) or a Promise. */
@@ -155,14 +189,17 @@ function proxyRequestDone(ctx: RequestContext): ProxyError | undefined {
     ctx.respond(h.answer.status, h.answer.body, h.answer.headers);
     return undefined;
   }
-  if (h.request.headers.changed) {
+  // No hook read the request: none changed it.
+  const request = h.requestIfMade;
+  if (request === undefined) return undefined;
+  if (request.headers.changed) {
     // Routing and the cache key read the fields and the Host: read again from the changed lines.
     ctx.fields = scanRequestHeaders(ctx.requestHeaders);
     const invalid = validate(ctx);
     if (invalid !== undefined) return invalid;
-    h.request.host = ctx.host;
+    request.host = ctx.host;
   }
-  if (h.request.pathChanged) ctx.path = h.request.path;
+  if (request.pathChanged) ctx.path = request.path;
   return undefined;
 }
 
