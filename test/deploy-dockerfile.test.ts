@@ -167,7 +167,7 @@ describe('Dockerfile', () => {
     const bin = entry.at(-1)!;
     assert.ok(Object.values(pkg.bin).includes(bin), `${bin} is a bin of package.json`);
     assert.ok(existsSync(join(ROOT, bin)));
-    assert.match(readText(bin), /from '\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
+    assert.match(readText(bin), /(from |import\()'\.\.\/dist\/cli\.js'/, 'the bin runs the compiled CLI that the image copies to dist/');
     assert.equal(all(final, 'STOPSIGNAL').at(-1)?.args, 'SIGTERM');
     assert.ok(!/\b(sh|bash) -c\b/.test(entry.join(' ')), 'no shell in between');
   });
