@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 // ---- Bun differences ----------------------------------------------------------------------
 const BUN_TLS =
-  "Bun: src/server/tls.ts dispatches TLS connections by ALPN through the https.Server's own 'secureConnection' listener, which Bun's https.Server does not have: the first TLS connection crashes the process (TLS and HTTP/2 are not served on Bun yet)";
+  "Bun: TLS is not supported there yet: the TLS port serves HTTP/1.1 only (src/server/tls.ts: Bun's https.Server has no 'secureConnection' listener to share the port with the h2 front), and a client verifying the certificate against the test CA is refused (self-signed certificate: the one the SNI callback picks is not the one served)";
 const BUN_MODULE_CACHE =
   'Bun: import() keys its module cache by path and ignores the ?v=<mtime> query src/plugins/load.ts adds, so a reload keeps the old code of an edited plugin file';
 const BUN_PARSER =

@@ -24,6 +24,12 @@ export interface TlsEvents {
   sessionCut(reason: SessionCutReason): void;
 }
 
+/**
+ * Bun's https.Server dispatches HTTP/1.1 without a 'secureConnection' listener of its own to hand
+ * non-h2 sockets back to, so on Bun the TLS port offers HTTP/1.1 only (README, Running on Bun).
+ */
+const SHARES_PORT_WITH_H2 = process.versions.bun === undefined;
+
 export class TlsListener {
   readonly listener: Listener;
   /** The sessions of connections that chose h2 (ALPN); HTTP/1.1 ones stay with `listener`. */
@@ -48,7 +54,7 @@ export class TlsListener {
       key: first.key,
       minVersion: config.minVersion,
       // RFC 7301: h2 preferred; clients without ALPN get HTTP/1.1.
-      ALPNProtocols: ['h2', 'http/1.1'],
+      ALPNProtocols: SHARES_PORT_WITH_H2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       SNICallback: (servername, done) => done(null, pickCertificate(this.pairs, servername).context),
       // A client that opens a connection and never finishes the handshake holds it no longer than one sending no headers.
       handshakeTimeout: client.headerTimeout,
@@ -65,9 +71,11 @@ export class TlsListener {
       log.warn({ reason }, 'HTTP/2 session cut off with GOAWAY');
       events.sessionCut(reason);
     });
-    const h1 = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void;
-    server.removeAllListeners('secureConnection');
-    server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? this.h2.accept(socket) : h1.call(server, socket)));
+    if (SHARES_PORT_WITH_H2) {
+      const h1 = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void;
+      server.removeAllListeners('secureConnection');
+      server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? this.h2.accept(socket) : h1.call(server, socket)));
+    }
     this.watch();
   }
 
