@@ -786,7 +786,7 @@ export class CacheFlow implements RequestCache {
    */
   private requestKey(method: string): string | undefined {
     const ctx = this.ctx;
-    if ((ctx.plugins === undefined || !ctx.plugins.request.headers.changed) && ctx.req.url?.charCodeAt(0) === 47 /* / */) {
+    if (ctx.plugins?.requestIfMade?.headers.changed !== true && ctx.req.url?.charCodeAt(0) === 47 /* / */) {
       return keyFor(this.service.cacheKeyPrefix, method, ctx.targetScheme, ctx.authority, this.upstream.path);
     }
     return cacheKey(this.service.name, method, this.target());

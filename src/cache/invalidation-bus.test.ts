@@ -41,6 +41,7 @@ test('a subscriber that reconnects is told it may have missed messages', async (
     await r.client.client('KILL', 'TYPE', 'pubsub');
     await until(() => seen.length > 0, 'told of the gap');
     assert.deepEqual(seen, ['gap']);
+    await until(async () => ((await r.client.pubsub('NUMSUB', bus.channel)) as [string, number])[1] === 1, 'subscribed again');
   } finally {
     bus.close();
     sub.disconnect();

@@ -50,9 +50,15 @@ export class InvalidationBus {
     subscriber.on('ready', () => {
       if (!this.#lost || this.#closed) return;
       this.#lost = false;
+      this.subscribe();
       handlers.onGap();
     });
-    subscriber.subscribe(this.channel).catch((err: unknown) => {
+    this.subscribe();
+  }
+
+  /** At start and after every reconnect (redis-client.ts: ioredis's own resubscribe is off). */
+  private subscribe(): void {
+    this.subscriber.subscribe(this.channel).catch((err: unknown) => {
       if (!this.#closed) log.warn({ err: (err as Error).message }, 'shared cache: subscribing to invalidations failed');
     });
   }

@@ -4,7 +4,7 @@
  * a reconnect (`enableOfflineQueue: false`), is never retried or re-sent after one, and the
  * client reconnects for ever in the background (100 ms, 200 ms, ... at most 2 s apart).
  * The subscriber (invalidation-bus.ts) keeps the offline queue: its SUBSCRIBE may wait for the
- * first connection, and ioredis subscribes again after every reconnect.
+ * first connection; the bus subscribes again after every reconnect.
  */
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
@@ -32,6 +32,10 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
     autoResendUnfulfilledCommands: false,
     connectTimeout: CONNECT_TIMEOUT_MS,
     retryStrategy: (times) => Math.min(100 * times, 2_000),
+    // ioredis resubscribes after a reconnect without catching the SUBSCRIBE's promise: a connection
+    // lost again before the reply would be an unhandled rejection, which ends a Node process.
+    // invalidation-bus.ts subscribes again itself.
+    autoResubscribe: false,
     // No command may outlive this by much: a lookup gave up long before (tiered-store.ts).
     commandTimeout: options.queueWhileDown === true ? undefined : 5_000,
   });
