@@ -5,8 +5,8 @@
  * checks that the instance accepts connections (and, over TLS, that its certificate verifies).
  */
 import { connect as h2connect, constants as h2 } from 'node:http2';
-import { buildConnector, Client, request, type Dispatcher } from 'undici';
-import { tlsOptions, type Instance } from '../upstream/instance.ts';
+import { Client, request, type Dispatcher } from 'undici';
+import { tlsConnector, tlsOptions, type Instance } from '../upstream/instance.ts';
 
 export interface ProbeRequest {
   path: string;
@@ -28,7 +28,7 @@ export function probeStatus(instance: Instance, dispatcher: Dispatcher, req: Pro
 
 async function probeH1(instance: Instance, shared: Dispatcher | undefined, req: ProbeRequest): Promise<number> {
   // https: a client of its own per probe, with the service's CA, name and verification.
-  const own = shared === undefined ? new Client(instance.origin, { connect: tlsConnector(instance) }) : undefined;
+  const own = shared === undefined ? new Client(instance.origin, { connect: tlsConnector(instance, req.timeout) }) : undefined;
   try {
     const res = await request(`${instance.origin}${req.path}`, {
       dispatcher: own ?? shared,
@@ -75,11 +75,4 @@ function probeH2(instance: Instance, req: ProbeRequest): Promise<number> {
     stream.on('end', () => done(undefined, status));
     stream.on('error', (err) => done(err));
   });
-}
-
-/** undici names the TLS server after each request's Host: the probe names it as the instance's traffic does. */
-function tlsConnector(instance: Instance): buildConnector.connector {
-  const { servername, ...options } = tlsOptions(instance);
-  const connector = buildConnector(options);
-  return (opts, callback) => connector({ ...opts, servername }, callback);
 }

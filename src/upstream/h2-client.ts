@@ -42,8 +42,8 @@ export interface H2Settings {
   responseTimeout: number;
   idleTimeout: number;
   keepAliveTimeout: number;
-  /** For `h2`: the TLS client options; undefined for `h2c`. */
-  tls: { ca: string | undefined; servername: string | undefined; rejectUnauthorized: boolean } | undefined;
+  /** For `h2`: the TLS client options (instance.ts tlsOptions); undefined for `h2c`. */
+  tls: { ca?: string; servername?: string; rejectUnauthorized: boolean } | undefined;
 }
 
 /** RFC 9113 §8.2.2: fields an h2 request must not carry (`te` passes only as `trailers`). */
@@ -131,7 +131,7 @@ export class H2Client {
     const options: SecureClientSessionOptions = {
       settings: { enablePush: false },
       maxHeaderListPairs: MAX_HEADER_PAIRS,
-      ...(tls === undefined ? {} : { ca: tls.ca, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized }),
+      ...tls,
     };
     const session = connect(this.origin, options);
     const state: SessionState = { streams: 0, idleTimer: undefined, waiting: [] };

@@ -200,7 +200,7 @@ function createPool(instance: Instance, s: PoolSettings): Upstream {
       responseTimeout: s.responseTimeout,
       idleTimeout: s.idleTimeout,
       keepAliveTimeout: s.keepAliveTimeout,
-      tls: tls === undefined ? undefined : { ca: tls.ca, servername: tls.serverName, rejectUnauthorized: tls.verify },
+      tls: tls === undefined ? undefined : tlsOptions(instance),
     });
   }
   return new Pool(instance.origin, {
@@ -217,27 +217,15 @@ function createPool(instance: Instance, s: PoolSettings): Upstream {
     keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 1),
     // Upstream response headers may be as large as a client's; 64 KiB matches NGINX's large buffers.
     maxHeaderSize: 64 * 1024,
-    ...(tls === undefined ? {} : { connect: tlsConnector(tls, s.connectTimeout) }),
+    ...(tls === undefined ? {} : { connect: tlsConnector(instance, s.connectTimeout) }),
   });
 }
 
 /**
- * `https`: undici's connector with the service's CA and verification. The name is the one
- * dispatch gives (serverName, or the instance's address); an IP address is not sent by SNI
- * (RFC 6066 §3) and node:tls then checks the certificate for that address.
- */
-function tlsConnector(tls: UpstreamTls, connectTimeout: number): buildConnector.connector {
-  const connector = buildConnector({
-    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-    rejectUnauthorized: tls.verify,
-    timeout: connectTimeout === 0 ? 365 * 24 * 3600_000 : connectTimeout,
-  });
-  return (opts, callback) => connector(opts.servername !== undefined && isIP(opts.servername) !== 0 ? { ...opts, servername: undefined } : opts, callback);
-}
-
-/**
- * The instance's TLS settings as node:tls options, for connections made outside its pool (health
- * probes, upgrade tunnels); an IP address is not sent by SNI (RFC 6066 §3).
+ * The instance's TLS settings as node:tls options, for every connection to it (its pool, its h2
+ * sessions, health probes, upgrade tunnels): the service's CA and verification, and the name sent
+ * by SNI and checked in the certificate (serverName, or the instance's address). An IP address is
+ * not sent by SNI (RFC 6066 §3): node:tls then checks the certificate for that address.
  */
 export function tlsOptions(instance: Instance): { ca?: string; rejectUnauthorized: boolean; servername?: string } {
   const tls = instance.tls;
@@ -247,6 +235,16 @@ export function tlsOptions(instance: Instance): { ca?: string; rejectUnauthorize
     rejectUnauthorized: tls?.verify ?? true,
     ...(isIP(name) === 0 ? { servername: name } : {}),
   };
+}
+
+/**
+ * `https` through undici: its connector with the instance's TLS options. undici would name each
+ * connection after the request's Host; the instance's name is used instead.
+ */
+export function tlsConnector(instance: Instance, connectTimeout: number): buildConnector.connector {
+  const { servername, ...options } = tlsOptions(instance);
+  const connector = buildConnector({ ...options, timeout: connectTimeout === 0 ? 365 * 24 * 3600_000 : connectTimeout });
+  return (opts, callback) => connector({ ...opts, servername }, callback);
 }
 
 function samePoolSettings(a: PoolSettings, b: PoolSettings): boolean {
