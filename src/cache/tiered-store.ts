@@ -17,6 +17,7 @@
  * beyond that the whole prefix is dropped then, as a stale answer is worse than a miss.
  */
 import { log } from '../log.ts';
+import { withTimeout } from '../timeout.ts';
 import type { InvalidationBus } from './invalidation-bus.ts';
 import type { MemoryStore } from './memory-store.ts';
 import type { SharedBreaker } from './shared-breaker.ts';
@@ -237,19 +238,10 @@ export class TieredStore implements CacheStore {
     } catch (err) {
       work = Promise.reject(err as Error);
     }
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SharedTierError(`no answer from the shared cache within ${ms} ms`, true)), ms);
-      work.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err instanceof Error ? err : new SharedTierError(String(err), false));
-        },
-      );
+    const answered = work.catch((err: unknown) => {
+      throw err instanceof Error ? err : new SharedTierError(String(err), false);
     });
+    return withTimeout(answered, ms, () => new SharedTierError(`no answer from the shared cache within ${ms} ms`, true));
   }
 
   #succeeded(): void {

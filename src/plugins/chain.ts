@@ -5,6 +5,7 @@
  * `plugin_error` ProxyError (500) naming the plugin; the failure is reported (log + metric) once.
  */
 import { ProxyError } from '../errors.ts';
+import { withTimeout } from '../timeout.ts';
 import type {
   HeaderMap,
   HookName,
@@ -248,7 +249,7 @@ async function continueAsync(chain: PluginChain, hooks: readonly Hook[], name: H
       }
       if (pending !== undefined && typeof (pending as Promise<void>).then === 'function') {
         // The hook keeps its slot while it waits: `ctx.state` after an await still finds its own Map.
-        await withTimeout(pending as Promise<void>, hook.loaded.timeout);
+        await withTimeout(pending as Promise<void>, hook.loaded.timeout, () => new HookTimeout(hook.loaded.timeout));
         ctx.enter(name, hook.slot);
       }
     } catch (err) {
@@ -266,15 +267,6 @@ class HookTimeout extends Error {
     super(`did not finish within ${ms} ms`);
     this.name = 'HookTimeout';
   }
-}
-
-function withTimeout(p: Promise<void>, ms: number): Promise<void> {
-  if (ms <= 0) return p;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HookTimeout(ms)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function failure(chain: PluginChain, hook: Hook, name: HookName, err: unknown): ProxyError {

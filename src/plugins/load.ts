@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../config/load.ts';
 import type { Config, PluginConfig } from '../config/schema.ts';
 import { log } from '../log.ts';
+import { withTimeout } from '../timeout.ts';
 import type { HookName, Plugin } from './api.ts';
 import type { LoadedPlugin } from './chain.ts';
 
@@ -106,7 +107,7 @@ async function loadOne(entry: PluginConfig, where: string, baseDir: string): Pro
   try {
     // A copy: the config is frozen, and a plugin may keep and change its options.
     const made = (factory as (o: unknown) => unknown)(structuredClone(entry.options));
-    plugin = isThenable(made) ? await withTimeout(made, entry.timeout) : made;
+    plugin = isThenable(made) ? await withTimeout(made, entry.timeout, () => new Error(`did not return a plugin within ${entry.timeout} ms`)) : made;
   } catch (err) {
     return `${at}: the factory of ${JSON.stringify(spec)} failed: ${firstLine(err)}`;
   }
@@ -206,16 +207,6 @@ function conditionTarget(entry: unknown): string | undefined {
 
 function isThenable(v: unknown): v is Promise<unknown> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
-}
-
-/** `timeout: 0` waits as long as it takes. */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  if (ms <= 0) return p;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not return a plugin within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function firstLine(err: unknown): string {
