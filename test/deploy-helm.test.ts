@@ -20,6 +20,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../src/config/load.ts';
+import { RUNTIMES, RUNTIME_ENV, requestedRuntime } from '../src/runtime/select.ts';
 import { ROOT, readText, readYaml, runCli, runCommand, tempFile } from './helpers/deploy.ts';
 import { certDir, makeCertificate } from './helpers/certs.ts';
 import { HelmError, helmLint, helmNotes, helmTemplate, type Rendered } from './helpers/helm.ts';
@@ -112,7 +113,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = { // eslint
 describe('Helm chart values', () => {
   it('helm lint --strict passes with values.yaml, with every option on, and with each deploy/examples/values-*.yaml', async () => {
     assert.ok(EXAMPLES.length > 0, 'at least one example values file');
-    for (const values of [[], [ALL_ON], [K8S_DISCOVERY], ...EXAMPLES.map((f) => [readYaml(f)])]) {
+    for (const values of [[], [ALL_ON], [K8S_DISCOVERY], [{ runtime: 'bun' }], ...EXAMPLES.map((f) => [readYaml(f)])]) {
       const run = await helmLint(values);
       assert.equal(run.code, 0, `${JSON.stringify(values).slice(0, 80)}: ${run.stdout}${run.stderr}`);
       assert.match(run.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -139,6 +140,7 @@ describe('Helm chart values', () => {
     ['a negative grace period', { terminationGracePeriodSeconds: -1 }, /at '\/terminationGracePeriodSeconds': minimum/],
     ['an externalTrafficPolicy Kubernetes does not have', { service: { externalTrafficPolicy: 'local' } }, /at '\/service\/externalTrafficPolicy': value must be one of '', 'Cluster', 'Local'/],
     ['a loadBalancerSourceRanges entry that is not a CIDR', { service: { loadBalancerSourceRanges: ['everyone'] } }, /at '\/service\/loadBalancerSourceRanges\/0': 'everyone' does not match/],
+    ['a runtime the image has no variant for', { runtime: 'deno' }, /at '\/runtime': value must be one of 'node', 'bun'/],
     ['a NetworkPolicy peer with an unknown key', { networkPolicy: { admin: { from: [{ namespace: 'monitoring' }] } } }, /at '\/networkPolicy\/admin\/from\/0'/],
   ];
   for (const [what, override, message] of bad) {
@@ -159,6 +161,7 @@ describe('Helm chart templates', () => {
     ...EXAMPLES.map((f): [string, unknown[]] => [f, [readYaml(f)]]),
     ['every option switched on', [ALL_ON]],
     ['EndpointSlice discovery', [K8S_DISCOVERY]],
+    ['the Bun runtime', [{ runtime: 'bun' }]],
     ['autoscaling off', [{ autoscaling: { enabled: false }, podDisruptionBudget: { enabled: false }, serviceAccount: { create: false }, topologySpread: { enabled: false } }]],
   ];
   for (const [what, overrides] of cases) {
@@ -458,6 +461,37 @@ describe('Helm chart templates', () => {
     assert.equal(pdb.spec.maxUnavailable, 1);
     const min = kind(await render([{ podDisruptionBudget: { minAvailable: '50%' } }]), 'PodDisruptionBudget');
     assert.deepEqual([min.spec.minAvailable, min.spec.maxUnavailable], ['50%', undefined]);
+  });
+});
+
+describe('Helm chart: the runtime (runtime: node | bun)', () => {
+  const appVersion = readYaml<{ appVersion: string }>('deploy/helm/kubeproxy/Chart.yaml').appVersion;
+  const env = (r: Rendered) => (container(r).env as Obj[] | undefined) ?? [];
+
+  it('runtime: bun runs the image\'s Bun variant (tag <appVersion>-bun) with KUBEPROXY_RUNTIME=bun; args, ports, probes, resources and security contexts stay the Node ones', async () => {
+    const [node, bun] = [await render(), await render([{ runtime: 'bun' }])];
+    assert.equal(container(node).image, `kubeproxy:${appVersion}`);
+    assert.equal(container(bun).image, `kubeproxy:${appVersion}-bun`);
+    assert.deepEqual(env(bun), [{ name: RUNTIME_ENV, value: 'bun' }]);
+    assert.deepEqual(env(node), [], 'node (the default) sets nothing');
+    const rest = (r: Rendered) => ({ ...container(r), image: undefined, env: undefined });
+    assert.deepEqual(rest(bun), rest(node));
+    const pod = (r: Rendered) => ({ ...kind(r, 'Deployment').spec.template.spec, containers: undefined });
+    assert.deepEqual(pod(bun), pod(node), 'pod security context, volumes, grace period');
+  });
+
+  it('an explicit image.tag gets the -bun suffix once, and none with runtime: node', async () => {
+    const image = async (values: Obj) => container(await render([values])).image as string;
+    assert.equal(await image({ runtime: 'bun', image: { repository: 'registry.example/kubeproxy', tag: '1.2.3', pullPolicy: 'IfNotPresent' } }), 'registry.example/kubeproxy:1.2.3-bun');
+    assert.equal(await image({ runtime: 'bun', image: { repository: 'kubeproxy', tag: '1.2.3-bun', pullPolicy: 'IfNotPresent' } }), 'kubeproxy:1.2.3-bun');
+    assert.equal(await image({ runtime: 'node', image: { repository: 'kubeproxy', tag: '1.2.3', pullPolicy: 'IfNotPresent' } }), 'kubeproxy:1.2.3');
+  });
+
+  it('the runtimes the chart accepts are the CLI\'s, and the variable it sets is the one the CLI reads', async () => {
+    const schema = JSON.parse(readText('deploy/helm/kubeproxy/values.schema.json')) as { properties: { runtime: { enum: string[] } } };
+    assert.deepEqual(schema.properties.runtime.enum, [...RUNTIMES]);
+    const [variable] = env(await render([{ runtime: 'bun' }]));
+    assert.equal(requestedRuntime(undefined, { [variable!.name as string]: variable!.value as string }), 'bun');
   });
 });
 

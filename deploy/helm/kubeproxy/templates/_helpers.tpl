@@ -41,8 +41,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* The image: the tag (image.tag, else appVersion) with the runtime's suffix: "-bun" for the Bun variant, unless the tag already ends with it. */}}
 {{- define "kubeproxy.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- $suffix := include "kubeproxy.runtimeTagSuffix" . -}}
+{{- if not (hasSuffix $suffix $tag) -}}
+{{- $tag = printf "%s%s" $tag $suffix -}}
+{{- end -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+
+{{/* node or bun (values.schema.json refuses anything else). */}}
+{{- define "kubeproxy.runtime" -}}
+{{- default "node" .Values.runtime -}}
+{{- end -}}
+
+{{/* The image tag's suffix of the runtime: the Dockerfile's stage name, none for node (the default stage). */}}
+{{- define "kubeproxy.runtimeTagSuffix" -}}
+{{- if eq (include "kubeproxy.runtime" .) "bun" -}}-bun{{- end -}}
 {{- end -}}
 
 {{/* The ports come from the proxy config itself, so the container, probes and Service cannot disagree with it. Defaults: those of src/config/schema.ts. */}}
