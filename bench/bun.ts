@@ -1,6 +1,6 @@
-// The Bun contenders (issue 18): KubeProxy on Bun (`bun bin/kubeproxy`, its node:http
-// compatibility front, the real undici upstream) with the default config, and the bare
-// Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
+// The Bun contenders (issue 18): KubeProxy on Bun with the default config (`bun bin/kubeproxy`:
+// Bun's node:http front, the default, or its Bun.serve front with KUBEPROXY_BUN_FRONT=serve; the
+// real undici upstream either way), and the bare Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
 // server answering from memory (the cache-hit ceiling on Bun). The Bun executable is the bun
 // optional dependency's (src/runtime/bun-binary.ts); without it these rows say "not available".
 import { writeFileSync } from 'node:fs';
@@ -43,16 +43,21 @@ function bunPeer(id: string, kind: Contender['kind'], workloads: WorkloadId[], m
   };
 }
 
-export const kubeproxyBun: Contender = {
-  id: 'kubeproxy (bun)', kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned: true,
-  note: 'bun bin/kubeproxy: node:http compatibility front, real undici upstream',
-  async start(ctx) {
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const config = join(ctx.tmpDir, 'kubeproxy-bun.yaml');
-    writeFileSync(config, kubeproxyConfig({ workers: 1, metrics: true, accessLog: true }, port, adminPort, ctx.originPorts));
-    return startOnBun(ctx, 'kubeproxy-bun', () => [KUBEPROXY_BIN, '--config', config], {}, port);
-  },
-};
+/** KubeProxy on Bun with the default config; `front` is KUBEPROXY_BUN_FRONT (src/server/front.ts). */
+function kubeproxyOnBun(id: string, front: 'serve' | 'node', note: string): Contender {
+  return {
+    id, kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned: true, note,
+    async start(ctx) {
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const config = join(ctx.tmpDir, `kubeproxy-bun-${front}.yaml`);
+      writeFileSync(config, kubeproxyConfig({ workers: 1, metrics: true, accessLog: true }, port, adminPort, ctx.originPorts));
+      return startOnBun(ctx, `kubeproxy-bun-${front}`, () => [KUBEPROXY_BIN, '--config', config], { KUBEPROXY_BUN_FRONT: front }, port);
+    },
+  };
+}
+
+export const kubeproxyBun = kubeproxyOnBun('kubeproxy (bun)', 'node', "bun bin/kubeproxy: Bun's node:http front (the default), real undici upstream");
+export const kubeproxyBunServeFront = kubeproxyOnBun('kubeproxy (bun, Bun.serve front)', 'serve', 'KUBEPROXY_BUN_FRONT=serve bun bin/kubeproxy');
 
 export const bunPeers: Contender[] = [
   bunPeer('bun-serve-fetch', 'proxy', ['small', '64k'], false),

@@ -54,6 +54,8 @@ export const ERROR_KINDS = {
   headers_too_large: kind(431, { close: true, grpc: GRPC.RESOURCE_EXHAUSTED }),
   request_timeout: kind(408, { close: true, grpc: GRPC.DEADLINE_EXCEEDED }),
   http_version: kind(505, { close: true }),
+  // What the front in use cannot serve (Upgrade on the Bun.serve front, server/bun-front.ts).
+  not_implemented: kind(501, { close: true }),
   // 499 is NGINX's "client closed request": never sent, only logged and counted.
   client_abort: kind(499, { grpc: GRPC.CANCELLED }),
   // the proxy cannot take it now: 503s say when to try again

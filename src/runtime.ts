@@ -19,7 +19,8 @@ import { OutlierDetector } from './health/passive.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { Observability } from './observability/wire.ts';
 import { httpsRedirect } from './server/https-redirect.ts';
-import { Listener } from './server/listener.ts';
+import type { ClientFront } from './server/client-front.ts';
+import { plainFront } from './server/front.ts';
 import { Pipeline, type PipelineHost } from './server/pipeline.ts';
 import { TlsListener } from './server/tls.ts';
 import { UpgradeHandler } from './server/upgrade.ts';
@@ -87,7 +88,8 @@ export class Runtime implements PipelineHost, AdminHost {
   readonly outliers: OutlierDetector<Instance>;
   readonly pipeline: Pipeline;
   readonly upgrades: UpgradeHandler;
-  readonly listener: Listener;
+  /** The plain HTTP port (node:http, or Bun.serve on Bun: server/front.ts). */
+  readonly listener: ClientFront;
   /** The HTTPS listener (`proxy.tls`); its presence is read at start only. */
   readonly tls: TlsListener | undefined;
   readonly admin: AdminServer | undefined;
@@ -143,7 +145,7 @@ export class Runtime implements PipelineHost, AdminHost {
             sessionCut: (reason) => this.observability.metrics.http2SessionCut(reason),
           });
     const plain = tls?.redirectHttp === true ? httpsRedirect(() => this.tls!.address().port) : this.pipeline;
-    this.listener = new Listener(plain, this.upgrades, config.proxy.client);
+    this.listener = plainFront(plain, this.upgrades, config.proxy.client, options.worker !== undefined);
     this.admin = config.proxy.admin.enabled ? new AdminServer(this) : undefined;
     this.observability = new Observability(this, config);
     this.live = new LiveStatus(this);
@@ -199,7 +201,7 @@ export class Runtime implements PipelineHost, AdminHost {
 
   /** Ready to take traffic: config loaded, listener bound, not draining. */
   get ready(): boolean {
-    return !this.draining && this.listener.server.listening && (this.tls === undefined || this.tls.listening);
+    return !this.draining && this.listener.listening && (this.tls === undefined || this.tls.listening);
   }
 
   // PipelineHost
@@ -336,7 +338,7 @@ export class Runtime implements PipelineHost, AdminHost {
     this.draining = true;
     const { delay, drainTimeout } = this.snapshot.config.proxy.shutdown;
     log.info({ delay, drainTimeout }, 'shutting down');
-    if (this.starting !== undefined && !this.listener.server.listening) {
+    if (this.starting !== undefined && !this.listener.listening) {
       // Not serving yet: no endpoint to take out of rotation, no DNS answer worth waiting for.
       this.discovery.close();
       this.kubernetes.close();

@@ -65,6 +65,8 @@ export const ERROR_CAUSES = [
   'headers_too_large',
   'request_timeout',
   'http_version',
+  // what the front in use does not serve (Upgrade on the Bun.serve front)
+  'not_implemented',
   'no_route',
   // an upgrade refused while the proxy drains at shutdown
   'draining',

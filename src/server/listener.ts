@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../config/schema.ts';
 import { randomUUID } from 'node:crypto';
 import { ProxyError, type ErrorCause } from '../errors.ts';
+import type { ClientFront } from './client-front.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 import { ProxyResponse } from './accept.ts';
@@ -39,7 +40,7 @@ const CLIENT_ERRORS: Record<string, [ErrorCause, string]> = {
   HPE_INVALID_CHUNK_SIZE: ['bad_request', 'invalid chunk size'],
 };
 
-export class Listener {
+export class Listener implements ClientFront {
   readonly server: Server;
   /** Which port this is in the metrics: `http` (the plain listener) or `https` (the TLS one). */
   readonly name: 'http' | 'https';
@@ -124,6 +125,10 @@ export class Listener {
     for (const fn of this.refusalListeners) fn(refusal);
     return id;
   };
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
 
   applyClientConfig(client: ClientConfig): void {
     this.server.headersTimeout = client.headerTimeout;

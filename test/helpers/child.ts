@@ -47,18 +47,29 @@ export const TEST_RUNTIME = process.env.KUBEPROXY_TEST_RUNTIME === 'bun' ? 'bun'
 
 /** The command line of `kubeproxy <args>` from the sources, on the runtime under test. */
 export function cliCommand(args: readonly string[]): { file: string; args: string[] } {
-  return TEST_RUNTIME === 'bun' ? bunCommand(args) : { file: process.execPath, args: ['--import', 'tsx', 'src/cli.ts', ...args] };
+  return TEST_RUNTIME === 'bun' ? bunCommand(args) : nodeCommand(args);
 }
 
-export async function spawnProxy(proxy: ProxyBlock): Promise<ChildProxy> {
+function nodeCommand(args: readonly string[]): { file: string; args: string[] } {
+  return { file: process.execPath, args: ['--import', 'tsx', 'src/cli.ts', ...args] };
+}
+
+/** `runtime`: this one instead of the leg's; `env`: more environment for the proxy. */
+export interface SpawnOptions {
+  runtime?: 'node' | 'bun';
+  env?: Record<string, string>;
+}
+
+export async function spawnProxy(proxy: ProxyBlock, options: SpawnOptions = {}): Promise<ChildProxy> {
   const dir = await mkdtemp(join(tmpdir(), 'kubeproxy-child-'));
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, configText(proxy));
-  const command = cliCommand(['--config', configPath]);
+  const args = ['--config', configPath];
+  const command = options.runtime === 'bun' ? bunCommand(args) : options.runtime === 'node' ? nodeCommand(args) : cliCommand(args);
   const child = spawn(command.file, command.args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info' },
+    env: { ...process.env, KUBEPROXY_LOG_LEVEL: 'info', ...options.env },
   });
   const logs: LogLine[] = [];
   let listeners: Array<() => void> = [];
