@@ -8,20 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { bunBinary } from '../src/runtime/bun-binary.ts';
+import { noBun } from './helpers/bun.ts';
 import { request, rawRequest } from './helpers/http.ts';
 import { startOrigin, type Origin } from './helpers/origin.ts';
 import { runLoad, statusCounts, until } from './helpers/load.ts';
 import { spawnProxy, type ChildProxy, type ProxyBlock } from './helpers/child.ts';
-
-const noBun = (() => {
-  try {
-    bunBinary();
-    return false;
-  } catch (err) {
-    return `bun is not installed: ${(err as Error).message}`;
-  }
-})();
 
 const ON_SERVE = { runtime: 'bun', env: { KUBEPROXY_BUN_FRONT: 'serve' } } as const;
 

@@ -9,17 +9,9 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { namedOrigin } from './helpers/origin.ts';
 import { request } from './helpers/http.ts';
-import { bunBinary } from '../src/runtime/bun-binary.ts';
+import { noBun } from './helpers/bun.ts';
 
 const bin = fileURLToPath(new URL('../bin/kubeproxy', import.meta.url));
-const noBun = (() => {
-  try {
-    bunBinary();
-    return false;
-  } catch (err) {
-    return `bun is not installed: ${(err as Error).message}`;
-  }
-})();
 
 function config(dir: string, upstream: number): string {
   const path = join(dir, 'config.yaml');
