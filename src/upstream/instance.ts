@@ -18,6 +18,8 @@ import { Pool, buildConnector, errors, type Dispatcher } from 'undici';
 import { isIP, isIPv6 } from 'node:net';
 import type { Pickable } from '../balancer/balancer.ts';
 import type { UpstreamProtocol } from '../config/schema.ts';
+import { currentRuntime } from '../runtime/select.ts';
+import { BunH1Client, bunUpstream } from './bun-h1-client.ts';
 import { H2Client, type AttemptHandler, type DispatchRequest } from './h2-client.ts';
 
 /** TLS to an `https` or `h2` instance. */
@@ -42,8 +44,8 @@ export interface PoolSettings {
   tls: UpstreamTls | undefined;
 }
 
-/** What an instance sends requests through: undici's Pool (HTTP/1.1) or an H2Client. */
-type Upstream = Pool | H2Client;
+/** What an instance sends requests through: undici's Pool (HTTP/1.1), an H2Client, or on Bun a BunH1Client. */
+type Upstream = Pool | H2Client | BunH1Client;
 
 /** Floor of the idle period, so a keepAlive of 0 does not check the pool in a tight loop. */
 const MIN_IDLE_CHECK_MS = 100;
@@ -80,6 +82,8 @@ export class Instance implements Pickable {
     this.origin = originOf(address, port, settings);
     this.weight = weight;
     this.settings = settings;
+    // A bad KUBEPROXY_BUN_UPSTREAM stops the start with its message, not the first request.
+    if (currentRuntime === 'bun') bunUpstream();
   }
 
   /** How the instance is spoken to, and its TLS settings (active health checks probe the same way). */
@@ -106,7 +110,7 @@ export class Instance implements Pickable {
       this.scheduleIdleCheck();
     }
     this.uses++;
-    if (pool instanceof H2Client) return pool.dispatch(req, handler);
+    if (!(pool instanceof Pool)) return pool.dispatch(req, handler);
     const tls = this.settings.tls;
     const opts: Dispatcher.DispatchOptions & { servername?: string } = {
       origin: this.origin,
@@ -202,6 +206,10 @@ function createPool(instance: Instance, s: PoolSettings): Upstream {
       keepAliveTimeout: s.keepAliveTimeout,
       tls: tls === undefined ? undefined : tlsOptions(instance),
     });
+  }
+  // On Bun, KUBEPROXY_BUN_UPSTREAM=connect: HTTP/1.1 over Bun's own sockets (bun-h1-client.ts).
+  if (s.protocol === 'http1' && currentRuntime === 'bun' && bunUpstream() === 'connect') {
+    return new BunH1Client(instance.address, instance.port, instance.id, s);
   }
   return new Pool(instance.origin, {
     connections: s.maxConnections === 0 ? null : s.maxConnections,
