@@ -13,7 +13,7 @@
  * (CVE-2023-44487, "rapid reset"): past `RAPID_RESET_LIMIT` resets within a second the session
  * gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.
  */
-import { Http2ServerRequest, Http2ServerResponse, constants, createServer, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { Http2ServerRequest, Http2ServerResponse, constants, createServer, type Http2SecureServer, type Http2Server, type Http2Session, type SecureServerOptions, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -185,35 +185,47 @@ function headerListSize(raw: readonly string[]): number {
   return size + 16 * raw.length;
 }
 
+/** The settings and per-session limits of the h2 server (node:http2 counts and enforces them). */
+export function h2ServerOptions(client: ProxyConfig['client']): SecureServerOptions {
+  return {
+    Http2ServerRequest: H2Request,
+    Http2ServerResponse: H2Response,
+    settings: {
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+      // Above it node:http2 refuses the headers at once; between maxHeaderSize and it the client gets a 431.
+      maxHeaderListSize: 2 * client.maxHeaderSize + 1024,
+      enablePush: false,
+    },
+    // Floods of SETTINGS, PING and invalid frames, and streams refused past the limit, end the session (node:http2 counts them).
+    maxSettings: 32,
+    maxOutstandingPings: 10,
+    maxSessionInvalidFrames: 1000,
+    maxSessionRejectedStreams: 100,
+    peerMaxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+  } as SecureServerOptions;
+}
+
 export class H2Front {
-  readonly server: Http2Server;
+  readonly server: Http2Server | Http2SecureServer;
+  private readonly pipeline: RequestHandlers;
   private readonly sessions = new Set<Http2Session>();
   private maxHeaderSize: number;
   private accepting: Socket | undefined;
+  /** The socket under each session, which node:http2's Proxy hides (rapid reset ends it). */
+  private readonly socketOf = new WeakMap<Http2Session, Socket>();
+  /** On a shared server: the session made last, whose socket 'secureConnection' gives next. */
+  private made: Http2Session | undefined;
 
-  constructor(pipeline: RequestHandlers, client: ProxyConfig['client'], onCut: (reason: SessionCutReason) => void) {
+  /**
+   * `shared`: a server that makes the sessions itself, on the port it listens on (server/tls.ts on
+   * Bun, made with h2ServerOptions); its 'request' event is the caller's, which hands h2 streams to
+   * `onRequest`. Without it the front has a server of its own and takes sockets by `accept`.
+   */
+  constructor(pipeline: RequestHandlers, client: ProxyConfig['client'], onCut: (reason: SessionCutReason) => void, shared?: Http2SecureServer) {
     this.maxHeaderSize = client.maxHeaderSize;
-    this.server = createServer({
-      Http2ServerRequest: H2Request,
-      Http2ServerResponse: H2Response,
-      settings: {
-        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-        // Above it node:http2 refuses the headers at once; between maxHeaderSize and it the client gets a 431.
-        maxHeaderListSize: 2 * client.maxHeaderSize + 1024,
-        enablePush: false,
-      },
-      // Floods of SETTINGS, PING and invalid frames, and streams refused past the limit, end the session (node:http2 counts them).
-      maxSettings: 32,
-      maxOutstandingPings: 10,
-      maxSessionInvalidFrames: 1000,
-      maxSessionRejectedStreams: 100,
-      peerMaxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-    } as Parameters<typeof createServer>[0]);
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      const raw = (req as H2Request).rawHeaders;
-      if (headerListSize(raw) > this.maxHeaderSize) return refuse(res, new ProxyError('headers_too_large', 'request headers are larger than the limit'));
-      pipeline.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
-    });
+    this.pipeline = pipeline;
+    this.server = shared ?? createServer(h2ServerOptions(client));
+    if (shared === undefined) this.server.on('request', this.onRequest);
     this.server.on('session', (session: Http2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
@@ -222,14 +234,30 @@ export class H2Front {
         if (FLOOD.test(`${err.code ?? ''} ${err.message}`)) onCut('flood');
         session.destroy();
       });
-      watchResets(session, this.accepting!, () => onCut('rapid_reset'));
+      if (this.accepting !== undefined) this.socketOf.set(session, this.accepting);
+      else this.made = session;
+      watchResets(session, () => this.socketOf.get(session), () => onCut('rapid_reset'));
     });
+    // A shared server makes the session in its own 'secureConnection' listener, which runs before this one.
+    if (shared !== undefined) {
+      shared.on('secureConnection', (socket: Socket) => {
+        if (this.made !== undefined && (socket as Socket & { alpnProtocol?: string }).alpnProtocol === 'h2') this.socketOf.set(this.made, socket);
+        this.made = undefined;
+      });
+    }
     // Errors of single streams (a client reset) are the stream's; the session goes on.
     this.server.on('sessionError', () => {});
     this.server.setTimeout(client.keepAliveTimeout > 0 ? Math.max(client.keepAliveTimeout, client.headerTimeout) : 0, (session?: unknown) => {
       (session as Http2Session | undefined)?.close();
     });
   }
+
+  /** A stream's request: refused over the header limit, else the Pipeline's. */
+  readonly onRequest = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    const raw = (req as H2Request).rawHeaders;
+    if (headerListSize(raw) > this.maxHeaderSize) return refuse(res, new ProxyError('headers_too_large', 'request headers are larger than the limit'));
+    this.pipeline.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  };
 
   /** A TLS socket that chose h2 by ALPN. */
   accept(socket: Socket): void {
@@ -262,7 +290,7 @@ export class H2Front {
  * for every one while the client's concurrency limit never fills. Resets the client sends are
  * counted per second; past RAPID_RESET_LIMIT the session gets GOAWAY ENHANCE_YOUR_CALM and closes.
  */
-function watchResets(session: Http2Session, socket: Socket, onRapidReset: () => void): void {
+function watchResets(session: Http2Session, socket: () => Socket | undefined, onRapidReset: () => void): void {
   let windowStart = 0;
   let resets = 0;
   session.on('stream', (stream: ServerHttp2Stream) => {
@@ -279,7 +307,7 @@ function watchResets(session: Http2Session, socket: Socket, onRapidReset: () => 
         session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
         session.destroy();
         // The session's end waits for the socket to flush, which a client still flooding may never let happen.
-        setTimeout(() => socket.destroy(), 50).unref();
+        setTimeout(() => socket()?.destroy(), 50).unref();
       }
     });
   });

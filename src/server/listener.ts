@@ -23,6 +23,9 @@ type ClientConfig = ProxyConfig['client'];
 /** What answers requests: the Pipeline's two listeners. */
 export type RequestHandlers = Pick<Pipeline, 'onRequest' | 'onCheckContinue'>;
 
+/** Makes the TLS server from the listener's options and the TLS ones: https.Server unless told otherwise (server/tls.ts, on Bun). */
+export type SecureServerFactory = (options: ServerOptions & SecureServerOptions) => Server;
+
 /** Logs and counts a request refused before the pipeline; gives the request id its answer carries. */
 type Report = (refusal: ProxyError, socket: Duplex) => string;
 
@@ -57,7 +60,7 @@ export class Listener implements ClientFront {
    * `secure`: TLS options (server/tls.ts) make this the HTTPS listener: the same server, limits
    * and handlers over TLS. `pipeline` is the Pipeline, or what answers instead (a redirect).
    */
-  constructor(pipeline: RequestHandlers, upgrade: UpgradeHandler, client: ClientConfig, secure?: SecureServerOptions) {
+  constructor(pipeline: RequestHandlers, upgrade: UpgradeHandler, client: ClientConfig, secure?: SecureServerOptions, secureServer: SecureServerFactory = httpsServer) {
     const options: ServerOptions = {
       maxHeaderSize: client.maxHeaderSize,
       headersTimeout: client.headerTimeout,
@@ -71,7 +74,7 @@ export class Listener implements ClientFront {
       ServerResponse: ProxyResponse,
     };
     // https.Server is an http.Server over TLS sockets (same options, events and connection tracking).
-    this.server = secure === undefined ? createServer(options) : (createSecureServer({ ...options, ...secure }) as unknown as Server);
+    this.server = secure === undefined ? createServer(options) : secureServer({ ...options, ...secure });
     this.name = secure === undefined ? 'http' : 'https';
     this.applyClientConfig(client);
     // Framing llhttp accepts but a gateway must not forward is refused before the pipeline sees it.
@@ -162,6 +165,10 @@ export class Listener implements ClientFront {
     for (const s of this.sockets) s.destroy();
     await closed;
   }
+}
+
+function httpsServer(options: ServerOptions & SecureServerOptions): Server {
+  return createSecureServer(options) as unknown as Server;
 }
 
 /** Adds `fn` to `list`; returns what removes it. */

@@ -5,13 +5,15 @@
  * renews), for new handshakes only: open connections keep theirs. A pair that fails to load is
  * logged and the one before it keeps serving. Failed handshakes are counted by a bounded reason.
  */
-import type { TLSSocket } from 'node:tls';
+import type { Http2SecureServer } from 'node:http2';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { ProxyConfig, TlsConfig } from '../config/schema.ts';
 import { pickCertificate, readCertificatePair, type CertificatePair } from '../config/certificates.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log } from '../log.ts';
 import { H2Front, type SessionCutReason } from './h2-front.ts';
 import { Listener, type RequestHandlers } from './listener.ts';
+import { bunTlsServer, serveBoth } from './tls-bun.ts';
 import type { UpgradeHandler } from './upgrade.ts';
 
 /** Label values of kubeproxy_tls_handshake_errors_total. */
@@ -25,10 +27,11 @@ export interface TlsEvents {
 }
 
 /**
- * Bun's https.Server dispatches HTTP/1.1 without a 'secureConnection' listener of its own to hand
- * non-h2 sockets back to, so on Bun the TLS port offers HTTP/1.1 only (README, Running on Bun).
+ * How one port serves HTTP/1.1 and h2. On Node an https.Server, whose 'secureConnection' listener
+ * hands the sockets that chose h2 to the h2 front's own server; on Bun one http2 server with
+ * `allowHTTP1` for both (tls-bun.ts says why).
  */
-const SHARES_PORT_WITH_H2 = process.versions.bun === undefined;
+const ONE_SERVER_FOR_BOTH = process.versions.bun !== undefined;
 
 export class TlsListener {
   readonly listener: Listener;
@@ -49,16 +52,19 @@ export class TlsListener {
     this.config = config;
     this.pairs = config.certificates.map((c) => readCertificatePair(c.cert, c.key, config.minVersion));
     const first = this.pairs[0]!;
-    this.listener = new Listener(pipeline, upgrade, client, {
+    const secure = {
       cert: first.cert,
       key: first.key,
       minVersion: config.minVersion,
       // RFC 7301: h2 preferred; clients without ALPN get HTTP/1.1.
-      ALPNProtocols: SHARES_PORT_WITH_H2 ? ['h2', 'http/1.1'] : ['http/1.1'],
-      SNICallback: (servername, done) => done(null, pickCertificate(this.pairs, servername).context),
+      ALPNProtocols: ['h2', 'http/1.1'],
+      SNICallback: (servername: string, done: (err: Error | null, ctx?: SecureContext) => void) => done(null, pickCertificate(this.pairs, servername).context),
       // A client that opens a connection and never finishes the handshake holds it no longer than one sending no headers.
       handshakeTimeout: client.headerTimeout,
-    });
+    };
+    this.listener = ONE_SERVER_FOR_BOTH
+      ? new Listener(pipeline, upgrade, client, secure, (options) => bunTlsServer(options, client))
+      : new Listener(pipeline, upgrade, client, secure);
     const server = this.listener.server;
     // https.Server answers a failed handshake as a malformed HTTP request ('clientError'): it is counted here instead.
     server.removeAllListeners('tlsClientError');
@@ -66,12 +72,16 @@ export class TlsListener {
       events.handshakeError(failureReason(err));
       socket.destroy();
     });
-    // The same port serves both: a connection that chose h2 goes to the h2 front, the others to https.Server's own listener.
-    this.h2 = new H2Front(pipeline, client, (reason) => {
+    const onCut = (reason: SessionCutReason): void => {
       log.warn({ reason }, 'HTTP/2 session cut off with GOAWAY');
       events.sessionCut(reason);
-    });
-    if (SHARES_PORT_WITH_H2) {
+    };
+    if (ONE_SERVER_FOR_BOTH) {
+      this.h2 = new H2Front(pipeline, client, onCut, server as unknown as Http2SecureServer);
+      serveBoth(server, this.h2);
+    } else {
+      // The same port serves both: a connection that chose h2 goes to the h2 front, the others to https.Server's own listener.
+      this.h2 = new H2Front(pipeline, client, onCut);
       const h1 = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void;
       server.removeAllListeners('secureConnection');
       server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === 'h2' ? this.h2.accept(socket) : h1.call(server, socket)));
