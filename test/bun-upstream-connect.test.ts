@@ -265,15 +265,16 @@ test('through the Bun.connect client an instance that stops sending its body is 
   assert.ok(Date.now() - started < 5000, `cut by the idle timeout (${Date.now() - started} ms)`);
 });
 
-test('through the Bun.connect client a slow reader gets every byte of a 64 MiB answer (back-pressure)', { skip: noBun, timeout: 120_000 }, async (t) => {
+test('through the Bun.connect client a reader that stops holds the instance back, then gets every byte of a 64 MiB chunked answer', { skip: noBun, timeout: 120_000 }, async (t) => {
   const size = 64 * 1024 * 1024;
+  let sent = 0;
   const origin = await originFor(
     t,
     startOrigin((req, res) => {
       req.resume();
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+      // No Content-Length: the answer goes chunked, so the chunked path is the one held back.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
       const chunk = Buffer.alloc(64 * 1024, 'z');
-      let sent = 0;
       const pump = (): void => {
         while (sent < size) {
           sent += chunk.length;
@@ -286,14 +287,22 @@ test('through the Bun.connect client a slow reader gets every byte of a 64 MiB a
   );
   const proxy = await proxyFor(t, [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }]);
   let received = 0;
+  let aheadWhilePaused = 0;
+  const hash = createHash('sha256');
   await new Promise<void>((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port: proxy.port, path: '/big', headers: { host: 'web.test' } }, (res) => {
+      let stopped = false;
       res.on('data', (c: Buffer) => {
         received += c.length;
-        // Read slowly at first: the proxy must hold back the instance, not buffer its answer.
-        if (received < 8 * 1024 * 1024) {
+        hash.update(c);
+        if (!stopped && received >= 4 * 1024 * 1024) {
+          // The reader stops for a while: what the instance sent meanwhile is what the hops buffer.
+          stopped = true;
           res.pause();
-          setTimeout(() => res.resume(), 2);
+          setTimeout(() => {
+            aheadWhilePaused = sent - received;
+            res.resume();
+          }, 1500);
         }
       });
       res.on('end', resolve);
@@ -303,6 +312,8 @@ test('through the Bun.connect client a slow reader gets every byte of a 64 MiB a
     req.end();
   });
   assert.equal(received, size);
+  assert.equal(hash.digest('hex'), sha(Buffer.alloc(size, 'z')));
+  assert.ok(aheadWhilePaused < 32 * 1024 * 1024, `the instance was held back while the reader stopped (${(aheadWhilePaused / 1048576).toFixed(1)} MiB ahead)`);
 });
 
 test('through the Bun.connect client a malformed answer is a 502: Content-Length with Transfer-Encoding, a bad status line, a bad Content-Length', { skip: noBun, timeout: 60_000 }, async (t) => {

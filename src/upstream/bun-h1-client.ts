@@ -239,6 +239,11 @@ class Job {
     this.fail(err ?? new ProxyError('client_abort', 'client closed the connection'));
   };
 
+  /** Given to the handler with the head: bound to this request, so a late call never resumes the connection's next one. */
+  readonly resume = (): void => {
+    this.conn?.resume(this);
+  };
+
   /** Ends the request with `err`: its connection (if any) is closed, since its state is unknown. */
   fail(err: Error): void {
     if (this.done) return;
@@ -426,12 +431,12 @@ class Connection implements ResponseSink {
     const job = this.job!;
     if (status < 200) {
       // 100 Continue was never asked for (the proxy answers it itself): skipped, as are its fields.
-      if (status !== 100) job.handler.onHeaders(status, raw, this.resume, statusText);
+      if (status !== 100) job.handler.onHeaders(status, raw, job.resume, statusText);
       return this.job === job;
     }
     this.responded = true;
     if (!this.parser.done) this.arm(BODY, this.client.settings.idleTimeout);
-    const more = job.handler.onHeaders(status, raw, this.resume, statusText);
+    const more = job.handler.onHeaders(status, raw, job.resume, statusText);
     if (this.job !== job) return false;
     if (more === false) this.pause();
     return !this.paused;
@@ -453,9 +458,8 @@ class Connection implements ResponseSink {
     if (this.phase === BODY) this.disarm();
   }
 
-  private readonly resume = (): void => {
-    const job = this.job;
-    if (!this.paused || job === undefined) return;
+  resume(job: Job): void {
+    if (!this.paused || this.job !== job) return;
     this.paused = false;
     this.socket?.resume();
     this.activity = Date.now();
@@ -464,7 +468,7 @@ class Connection implements ResponseSink {
     this.held = undefined;
     if (held !== undefined) this.feed(job, held);
     if (this.endedWhilePaused && this.job === job && !this.paused) this.ended(this.endError);
-  };
+  }
 
   /** The answer is whole: the connection is reused unless something says it cannot be. */
   private complete(job: Job, extraBytes: boolean): void {
@@ -477,7 +481,7 @@ class Connection implements ResponseSink {
     const reusable = parser.keepAlive && !extraBytes && !this.endedWhilePaused && this.body === null && this.backlog === undefined && this.socket !== undefined;
     this.detach(job);
     if (reusable) this.client.release(this, keepAliveMs);
-    else this.destroy();
+    else this.destroy(true);
     job.handler.onComplete(trailers);
   }
 
@@ -507,8 +511,11 @@ class Connection implements ResponseSink {
     this.arm(IDLE, ms);
   }
 
-  /** Closes the socket at once (a connection with a request on it fails that request first: fail()). */
-  destroy(): void {
+  /**
+   * Closes the socket: at once, or after what was written (`graceful`, once an answer is whole).
+   * A connection with a request on it fails that request first: fail().
+   */
+  destroy(graceful = false): void {
     if (this.dead) return;
     this.dead = true;
     this.disarm();
@@ -516,7 +523,8 @@ class Connection implements ResponseSink {
     this.backlog = undefined;
     const socket = this.socket;
     this.socket = undefined;
-    socket?.terminate();
+    if (graceful) socket?.end();
+    else socket?.terminate();
     if (this.job === undefined) this.client.connections.delete(this);
     this.client.gone(this);
   }
