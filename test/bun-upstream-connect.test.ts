@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { createServer, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { bunBinary } from '../src/runtime/bun-binary.ts';
 import { request } from './helpers/http.ts';
 import { deadPort, startOrigin, type Origin } from './helpers/origin.ts';
@@ -62,19 +64,14 @@ test('through the Bun.connect client a request reaches the instance with its met
   const origin = await originFor(
     t,
     startOrigin((req, res) => {
-      const hash = createHash('sha256');
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        hash.update(c);
-      });
-      req.on('end', () => {
+      void buffer(req).then((body) => {
         if (req.url === '/big') {
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(big.length) });
           return void res.end(big);
         }
+        const { headers } = req;
         res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'] });
-        res.end(JSON.stringify({ method: req.method, url: req.url, size, sha: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null, custom: req.headers['x-custom'] }));
+        res.end(JSON.stringify({ method: req.method, url: req.url, size: body.length, sha: sha(body), te: headers['transfer-encoding'] ?? null, cl: headers['content-length'] ?? null, custom: headers['x-custom'] }));
       });
     }),
   );
@@ -275,14 +272,12 @@ test('through the Bun.connect client a reader that stops holds the instance back
       // No Content-Length: the answer goes chunked, so the chunked path is the one held back.
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       const chunk = Buffer.alloc(64 * 1024, 'z');
-      const pump = (): void => {
-        while (sent < size) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
+      // pipe() writes the next piece only once `res` drains: `sent` is what the instance let go.
+      Readable.from(
+        (function* () {
+          for (; sent < size; sent += chunk.length) yield chunk;
+        })(),
+      ).pipe(res);
     }),
   );
   const proxy = await proxyFor(t, [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }]);

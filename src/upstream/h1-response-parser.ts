@@ -143,25 +143,19 @@ export class ResponseParser {
           if (!this.headDone()) return i;
           break;
         }
-        case LENGTH: {
+        case LENGTH:
+        case CHUNK_DATA: {
+          // `left` bytes of the body (Content-Length) or of the chunk.
           const n = Math.min(this.left, end - i);
           this.left -= n;
           const chunk = data.subarray(i, (i += n));
-          if (this.left === 0) this.state = DONE;
+          if (this.left === 0) this.state = this.state === LENGTH ? DONE : CHUNK_DATA_CR;
           if (!this.sink.onData(chunk)) return i;
           break;
         }
         case TO_CLOSE: {
           const chunk = i === 0 ? data : data.subarray(i);
           i = end;
-          if (!this.sink.onData(chunk)) return i;
-          break;
-        }
-        case CHUNK_DATA: {
-          const n = Math.min(this.left, end - i);
-          this.left -= n;
-          const chunk = data.subarray(i, (i += n));
-          if (this.left === 0) this.state = CHUNK_DATA_CR;
           if (!this.sink.onData(chunk)) return i;
           break;
         }
