@@ -207,6 +207,23 @@ test('through the Bun.connect client the origin sees fewer connections than requ
   assert.ok(connections <= 9, `40 concurrent requests in rounds of 8 reused connections (${connections} opened)`);
 });
 
+test('through the Bun.connect client an origin announcing Keep-Alive: timeout=1 never gets a request on a connection it may be closing', { skip: noBun, timeout: 60_000 }, async (t) => {
+  let connections = 0;
+  const origin = await originFor(
+    t,
+    startOrigin((req, res) => {
+      req.resume();
+      res.end('ok');
+    }),
+  );
+  // node:http says `Keep-Alive: timeout=1`: less undici's 2 s margin, nothing is left to idle on.
+  origin.server.keepAliveTimeout = 1000;
+  origin.server.on('connection', () => connections++);
+  const proxy = await proxyFor(t, [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }]);
+  for (let i = 0; i < 5; i++) assert.equal((await request(proxy.port, { method: 'POST', host: 'web.test', path: `/k${i}`, body: 'x' })).status, 200);
+  assert.equal(connections, 5, 'each request on a connection of its own');
+});
+
 test('through the Bun.connect client a refused instance is retried on the other one, with no error for the client', { skip: noBun, timeout: 60_000 }, async (t) => {
   const dead = await deadPort();
   const origin = await originFor(

@@ -306,10 +306,6 @@ class Connection implements ResponseSink {
   run(job: Job): void {
     this.client.connections.add(this);
     this.attach(job);
-    if (this.paused) {
-      this.paused = false;
-      this.socket!.resume();
-    }
     this.send(job);
   }
 
@@ -500,6 +496,11 @@ class Connection implements ResponseSink {
     job.conn = undefined;
     this.job = undefined;
     this.held = undefined;
+    // A paused socket reads nothing, not even the instance closing it: a free connection reads again.
+    if (this.paused) {
+      this.paused = false;
+      this.socket?.resume();
+    }
     this.detachBody();
     this.disarm();
     this.client.connections.delete(this);
