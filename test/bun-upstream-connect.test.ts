@@ -186,6 +186,33 @@ test('through the Bun.connect client chunked answers arrive whole with their tra
   assert.equal(sockets.size, 1, 'one upstream connection carried every request');
 });
 
+test('through the Bun.connect client 103 Early Hints reach the client before the answer, and an unasked 100 Continue is dropped', { skip: noBun, timeout: 60_000 }, async (t) => {
+  const origin = await originFor(
+    t,
+    startOrigin((req, res) => {
+      req.resume();
+      res.writeContinue();
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+      setTimeout(() => res.end('final'), 20);
+    }),
+  );
+  const proxy = await proxyFor(t, [{ name: 'web', domain: 'web.test', hosts: [{ port: origin.port }] }]);
+  const seen: string[] = [];
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxy.port, path: '/', headers: { host: 'web.test' } }, (res) => {
+      seen.push(String(res.statusCode));
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve(text));
+    });
+    req.on('information', (info) => seen.push(`${info.statusCode} ${String(info.headers.link)}`));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.deepEqual(seen, ['103 </a.css>; rel=preload', '200']);
+  assert.equal(body, 'final');
+});
+
 test('through the Bun.connect client the origin sees fewer connections than requests (keep-alive), also for concurrent requests', { skip: noBun, timeout: 60_000 }, async (t) => {
   let connections = 0;
   const origin = await originFor(
