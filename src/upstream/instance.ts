@@ -11,7 +11,8 @@
  *
  * The pool follows the service's `protocol`: undici's Pool for `http1` and `https` (HTTP/1.1, one
  * request per connection at a time), an H2Client (h2-client.ts: one session, many streams) for
- * `h2c` and `h2`. A reload that changes the protocol or the TLS settings (a new CA) gives the
+ * `h2c` and `h2`; on Bun with KUBEPROXY_BUN_UPSTREAM=connect, a BunH1Client (bun-h1-client.ts) for
+ * `http1`. A reload that changes the protocol or the TLS settings (a new CA) gives the
  * instance a new pool; connections already open finish their requests.
  */
 import { Pool, buildConnector, errors, type Dispatcher } from 'undici';
