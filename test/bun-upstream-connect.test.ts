@@ -12,19 +12,10 @@ import { request as httpRequest } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { bunBinary } from '../src/runtime/bun-binary.ts';
+import { noBun } from './helpers/bun.ts';
 import { request } from './helpers/http.ts';
 import { deadPort, startOrigin, type Origin } from './helpers/origin.ts';
 import { spawnProxy, type ChildProxy, type ProxyBlock } from './helpers/child.ts';
-
-const noBun = (() => {
-  try {
-    bunBinary();
-    return false;
-  } catch (err) {
-    return `bun is not installed: ${(err as Error).message}`;
-  }
-})();
 
 const ON_CONNECT = { runtime: 'bun', env: { KUBEPROXY_BUN_UPSTREAM: 'connect' } } as const;
 
