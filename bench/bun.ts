@@ -43,21 +43,24 @@ function bunPeer(id: string, kind: Contender['kind'], workloads: WorkloadId[], m
   };
 }
 
-/** KubeProxy on Bun with the default config; `front` is KUBEPROXY_BUN_FRONT (src/server/front.ts). */
-function kubeproxyOnBun(id: string, front: 'serve' | 'node', note: string): Contender {
+/** KubeProxy on Bun with the default config and `env` (KUBEPROXY_BUN_FRONT: src/server/front.ts; KUBEPROXY_BUN_UPSTREAM: src/upstream/bun-h1-client.ts). */
+function kubeproxyOnBun(id: string, env: Record<string, string>, note: string): Contender {
+  const name = id.replace(/\W+/g, '-');
   return {
     id, kind: 'kubeproxy', workloads: ['small', '64k', 'cache-hit'], pinned: true, note,
     async start(ctx) {
       const [port, adminPort] = [await freePort(), await freePort()];
-      const config = join(ctx.tmpDir, `kubeproxy-bun-${front}.yaml`);
+      const config = join(ctx.tmpDir, `${name}.yaml`);
       writeFileSync(config, kubeproxyConfig({ workers: 1, metrics: true, accessLog: true }, port, adminPort, ctx.originPorts));
-      return startOnBun(ctx, `kubeproxy-bun-${front}`, () => [KUBEPROXY_BIN, '--config', config], { KUBEPROXY_BUN_FRONT: front }, port);
+      return startOnBun(ctx, name, () => [KUBEPROXY_BIN, '--config', config], env, port);
     },
   };
 }
 
-export const kubeproxyBun = kubeproxyOnBun('kubeproxy (bun)', 'node', "bun bin/kubeproxy: Bun's node:http front (the default), real undici upstream");
-export const kubeproxyBunServeFront = kubeproxyOnBun('kubeproxy (bun, Bun.serve front)', 'serve', 'KUBEPROXY_BUN_FRONT=serve bun bin/kubeproxy');
+export const kubeproxyBun = kubeproxyOnBun('kubeproxy (bun)', {}, "bun bin/kubeproxy: Bun's node:http front and the real undici (the defaults)");
+export const kubeproxyBunServeFront = kubeproxyOnBun('kubeproxy (bun, Bun.serve front)', { KUBEPROXY_BUN_FRONT: 'serve' }, 'KUBEPROXY_BUN_FRONT=serve bun bin/kubeproxy');
+export const kubeproxyBunConnect = kubeproxyOnBun('kubeproxy (bun, Bun.connect upstream)', { KUBEPROXY_BUN_UPSTREAM: 'connect' }, 'KUBEPROXY_BUN_UPSTREAM=connect bun bin/kubeproxy');
+export const kubeproxyBunServeConnect = kubeproxyOnBun('kubeproxy (bun, Bun.serve + Bun.connect)', { KUBEPROXY_BUN_FRONT: 'serve', KUBEPROXY_BUN_UPSTREAM: 'connect' }, 'KUBEPROXY_BUN_FRONT=serve KUBEPROXY_BUN_UPSTREAM=connect bun bin/kubeproxy');
 
 export const bunPeers: Contender[] = [
   bunPeer('bun-serve-fetch', 'proxy', ['small', '64k'], false),
