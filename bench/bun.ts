@@ -1,6 +1,6 @@
 // The Bun contenders (issue 18): KubeProxy on Bun with the default config (`bun bin/kubeproxy`:
-// Bun's node:http front, the default, or its Bun.serve front with KUBEPROXY_BUN_FRONT=serve; the
-// real undici upstream either way), and the bare Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
+// Bun's node:http front and the Bun.connect upstream client, the defaults there; then the
+// Bun.serve front, and the real undici upstream, each in place of its default), and the bare Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
 // server answering from memory (the cache-hit ceiling on Bun). The Bun executable is the bun
 // optional dependency's (src/runtime/bun-binary.ts); without it these rows say "not available".
 import { writeFileSync } from 'node:fs';
@@ -57,10 +57,9 @@ function kubeproxyOnBun(id: string, env: Record<string, string>, note: string): 
   };
 }
 
-export const kubeproxyBun = kubeproxyOnBun('kubeproxy (bun)', {}, "bun bin/kubeproxy: Bun's node:http front and the real undici (the defaults)");
+export const kubeproxyBun = kubeproxyOnBun('kubeproxy (bun)', {}, "bun bin/kubeproxy: the defaults on Bun (node:http front, Bun.connect upstream)");
 export const kubeproxyBunServeFront = kubeproxyOnBun('kubeproxy (bun, Bun.serve front)', { KUBEPROXY_BUN_FRONT: 'serve' }, 'KUBEPROXY_BUN_FRONT=serve bun bin/kubeproxy');
-export const kubeproxyBunConnect = kubeproxyOnBun('kubeproxy (bun, Bun.connect upstream)', { KUBEPROXY_BUN_UPSTREAM: 'connect' }, 'KUBEPROXY_BUN_UPSTREAM=connect bun bin/kubeproxy');
-export const kubeproxyBunServeConnect = kubeproxyOnBun('kubeproxy (bun, Bun.serve + Bun.connect)', { KUBEPROXY_BUN_FRONT: 'serve', KUBEPROXY_BUN_UPSTREAM: 'connect' }, 'KUBEPROXY_BUN_FRONT=serve KUBEPROXY_BUN_UPSTREAM=connect bun bin/kubeproxy');
+export const kubeproxyBunUndici = kubeproxyOnBun('kubeproxy (bun, undici upstream)', { KUBEPROXY_BUN_UPSTREAM: 'undici' }, 'KUBEPROXY_BUN_UPSTREAM=undici bun bin/kubeproxy');
 
 export const bunPeers: Contender[] = [
   bunPeer('bun-serve-fetch', 'proxy', ['small', '64k'], false),

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { buildScripts, saveResults } from './build.ts';
 import { originDirect, peers, startOrigin, WORKLOADS, type Contender, type Ctx, type WorkloadId } from './contenders.ts';
 import { baselineKubeproxy, kubeproxies, staleBuildNote } from './kubeproxy.ts';
-import { bunPeers, kubeproxyBun, kubeproxyBunConnect, kubeproxyBunServeConnect, kubeproxyBunServeFront } from './bun.ts';
+import { bunPeers, kubeproxyBun, kubeproxyBunServeFront, kubeproxyBunUndici } from './bun.ts';
 import { prepareBaseline, removeBaseline } from './baseline.ts';
 import { measureWorkload, type Row } from './measure.ts';
 import { memoryCheck, memoryTable, type MemoryResult } from './memory.ts';
@@ -145,7 +145,7 @@ const baselineKp = withBaseline();
 const ctx: Ctx = { tmpDir, scripts, originPid: origin.pid, originPorts, proxyCpu: pinned ? '0' : null, loadCpu, nginxBin, nginxMissing };
 const [bare, nodeHttpProxy, fastify, memoryServer] = peers as [Contender, Contender, Contender, Contender];
 // Report order (rows, tables).
-const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies, ...baselineKp, kubeproxyBun, kubeproxyBunServeFront, kubeproxyBunConnect, kubeproxyBunServeConnect, ...bunPeers];
+const all: Contender[] = [originDirect, bare, nodeHttpProxy, fastify, nginx, memoryServer, ...kubeproxies, ...baselineKp, kubeproxyBun, kubeproxyBunServeFront, kubeproxyBunUndici, ...bunPeers];
 // Order within a measuring round: the rows the report divides sit side by side, so their k-th
 // samples are seconds apart (bare-undici or memory-server next to the default KubeProxy, then
 // the KubeProxy variants whose differences give the cost of metrics and of the access log).
@@ -153,7 +153,7 @@ const [kpDefault, kpNoLog, kpNone, kpAuto, kpPlugin] = kubeproxies as [Contender
 // The one-empty-plugin variant next to the default: their ratio is the cost of the plugin hooks.
 // The previous build (--baseline) right after the default: their ratio is new ÷ previous.
 // Issue 18: KubeProxy on Bun right after the default (on Node), then the Bun ceilings.
-const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kubeproxyBun, kubeproxyBunServeFront, kubeproxyBunConnect, kubeproxyBunServeConnect, ...bunPeers, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
+const roundOrder: Contender[] = [originDirect, nodeHttpProxy, fastify, nginx, bare, memoryServer, kpDefault, kubeproxyBun, kubeproxyBunServeFront, kubeproxyBunUndici, ...bunPeers, ...baselineKp, kpPlugin, kpNoLog, kpNone, kpAuto];
 if (roundOrder.length !== all.length || !all.every((c) => roundOrder.includes(c))) throw new Error('bench: roundOrder must list every contender once');
 const picked = (id: string) => !only || only.length === 0 || only.some((o) => (o.startsWith('=') ? id === o.slice(1) : id.includes(o)));
 const selected = (c: Contender) => c === originDirect || picked(c.id);

@@ -1,6 +1,6 @@
 /**
- * HTTP/1.1 to one instance over `Bun.connect`, on Bun with KUBEPROXY_BUN_UPSTREAM=connect (the
- * instance's pool in place of undici's Pool: instance.ts createPool). On Bun the real undici
+ * HTTP/1.1 to one instance over `Bun.connect`, on Bun (KUBEPROXY_BUN_UPSTREAM=connect, the default
+ * there: the instance's pool in place of undici's Pool, instance.ts createPool). On Bun the real undici
  * writes through Bun's node:net emulation; Bun's own sockets cost less per request, most for
  * large bodies (bench/README.md, "Upstream paths on Bun"). It speaks the handler protocol
  * undici's dispatch speaks (upstream/client.ts's Attempt), and reports errors with undici's codes,
@@ -22,8 +22,8 @@ import type { AttemptHandler, DispatchRequest } from './h2-client.ts';
 import { ResponseParser, type ResponseSink } from './h1-response-parser.ts';
 
 /**
- * `KUBEPROXY_BUN_UPSTREAM`: the HTTP/1.1 client to instances on Bun. `undici` (the default): the
- * real undici, every behaviour of Node; `connect`: this client.
+ * `KUBEPROXY_BUN_UPSTREAM`: the HTTP/1.1 client to instances on Bun. `connect` (the default): this
+ * client, measured faster there (README, Running on Bun); `undici`: the real undici, as on Node.
  */
 export const BUN_UPSTREAM_ENV = 'KUBEPROXY_BUN_UPSTREAM';
 const BUN_UPSTREAMS = ['undici', 'connect'] as const;
@@ -34,7 +34,7 @@ export function bunUpstream(env: NodeJS.ProcessEnv = process.env): (typeof BUN_U
   if (chosen !== undefined && env === process.env) return chosen;
   const value = env[BUN_UPSTREAM_ENV];
   let out: (typeof BUN_UPSTREAMS)[number];
-  if (value === undefined || value === '') out = 'undici';
+  if (value === undefined || value === '') out = 'connect';
   else if ((BUN_UPSTREAMS as readonly string[]).includes(value)) out = value as (typeof BUN_UPSTREAMS)[number];
   else throw new Error(`${BUN_UPSTREAM_ENV}: "${value}" is not an upstream client (use ${BUN_UPSTREAMS.join(' or ')})`);
   if (env === process.env) chosen = out;

@@ -11,7 +11,7 @@
  *
  * The pool follows the service's `protocol`: undici's Pool for `http1` and `https` (HTTP/1.1, one
  * request per connection at a time), an H2Client (h2-client.ts: one session, many streams) for
- * `h2c` and `h2`; on Bun with KUBEPROXY_BUN_UPSTREAM=connect, a BunH1Client (bun-h1-client.ts) for
+ * `h2c` and `h2`; on Bun a BunH1Client (bun-h1-client.ts; KUBEPROXY_BUN_UPSTREAM=undici keeps undici) for
  * `http1`. A reload that changes the protocol or the TLS settings (a new CA) gives the
  * instance a new pool; connections already open finish their requests.
  */
@@ -208,7 +208,7 @@ function createPool(instance: Instance, s: PoolSettings): Upstream {
       tls: tls === undefined ? undefined : tlsOptions(instance),
     });
   }
-  // On Bun, KUBEPROXY_BUN_UPSTREAM=connect: HTTP/1.1 over Bun's own sockets (bun-h1-client.ts).
+  // On Bun (unless KUBEPROXY_BUN_UPSTREAM=undici): HTTP/1.1 over Bun's own sockets (bun-h1-client.ts).
   if (s.protocol === 'http1' && currentRuntime === 'bun' && bunUpstream() === 'connect') {
     return new BunH1Client(instance.address, instance.port, instance.id, s);
   }
