@@ -1,6 +1,7 @@
 // The Bun contenders (issue 18): KubeProxy on Bun with the default config (`bun bin/kubeproxy`:
 // Bun's node:http front and the Bun.connect upstream client, the defaults there; then the
-// Bun.serve front, and the real undici upstream, each in place of its default), and the bare Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
+// Bun.serve front, and the real undici upstream, each in place of its default), and the bare
+// Bun.serve + fetch pass-through (peers/bun-serve-fetch.ts: the ceiling on Bun), plus the same
 // server answering from memory (the cache-hit ceiling on Bun). The Bun executable is the bun
 // optional dependency's (src/runtime/bun-binary.ts); without it these rows say "not available".
 import { writeFileSync } from 'node:fs';
