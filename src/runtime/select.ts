@@ -5,7 +5,7 @@
  *
  * The Node process stays as the Bun process's parent (Node cannot exec): it passes on SIGTERM,
  * SIGINT and SIGHUP and exits with Bun's exit code. Where the extra process matters (the Bun
- * image, the benchmark), Bun is started directly: `bun --preload dist/runtime/bun-undici.js
+ * image, the benchmark), Bun is started directly: `bun --preload ./dist/runtime/bun-undici.js
  * bin/kubeproxy --config FILE`, which is what this module runs.
  */
 import { spawn } from 'node:child_process';
