@@ -88,7 +88,7 @@ export class Runtime implements PipelineHost, AdminHost {
   readonly outliers: OutlierDetector<Instance>;
   readonly pipeline: Pipeline;
   readonly upgrades: UpgradeHandler;
-  /** The plain HTTP port (node:http, or Bun.serve on Bun: server/front.ts). */
+  /** The plain HTTP port (node:http; Bun.serve on Bun with KUBEPROXY_BUN_FRONT=serve: server/front.ts). */
   readonly listener: ClientFront;
   /** The HTTPS listener (`proxy.tls`); its presence is read at start only. */
   readonly tls: TlsListener | undefined;
