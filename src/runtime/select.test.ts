@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { requestedRuntime, bunCommand, BUN_PRELOAD } from './select.ts';
+import { requestedRuntime, bunCommand, envChoice, BUN_PRELOAD } from './select.ts';
+import { bunUpstream } from '../upstream/bun-h1-client.ts';
 
 test('the runtime is taken from --runtime first, then KUBEPROXY_RUNTIME; neither means no choice', () => {
   assert.equal(requestedRuntime('bun', { KUBEPROXY_RUNTIME: 'node' }), 'bun');
@@ -29,3 +30,13 @@ function hasBun(): boolean {
     return false;
   }
 }
+
+test('a setting read from the environment: its default when unset or empty, a listed value, or an error naming the variable and the choices', () => {
+  const choices = ['a', 'b'] as const;
+  assert.equal(envChoice({}, 'X', choices, 'a', 'a letter'), 'a');
+  assert.equal(envChoice({ X: '' }, 'X', choices, 'a', 'a letter'), 'a');
+  assert.equal(envChoice({ X: 'b' }, 'X', choices, 'a', 'a letter'), 'b');
+  assert.throws(() => envChoice({ X: 'c' }, 'X', choices, 'a', 'a letter'), /^Error: X: "c" is not a letter \(use a or b\)$/);
+  assert.equal(bunUpstream({}), 'connect');
+  assert.throws(() => bunUpstream({ KUBEPROXY_BUN_UPSTREAM: 'bogus' }), /KUBEPROXY_BUN_UPSTREAM: "bogus" is not an upstream client \(use undici or connect\)/);
+});

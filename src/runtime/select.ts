@@ -33,6 +33,17 @@ export function requestedRuntime(flag: string | undefined, env: NodeJS.ProcessEn
   return (RUNTIMES as readonly string[]).includes(value) ? (value as RuntimeName) : { error: `${source}: "${value}" is not a runtime (use ${RUNTIMES.join(' or ')})` };
 }
 
+/**
+ * `env[name]` as one of `choices` (`fallback` when unset or empty); a bad value is an error naming
+ * the variable, the value, what it should be (`what`) and the choices.
+ */
+export function envChoice<T extends string>(env: NodeJS.ProcessEnv, name: string, choices: readonly T[], fallback: T, what: string): T {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new Error(`${name}: "${value}" is not ${what} (use ${choices.join(' or ')})`);
+}
+
 const ext = extname(fileURLToPath(import.meta.url));
 /** The CLI module (cli.ts from src, cli.js from dist) and the module Bun loads before it. */
 const CLI_ENTRY = fileURLToPath(new URL(`../cli${ext}`, import.meta.url));

@@ -283,14 +283,10 @@ export class BunResponse extends EventEmitter {
 
   // node:http calls the phases make that mean nothing here (see the file's head).
   cork(): void {}
-  uncork(): void {}
   writeContinue(): void {}
   writeProcessing(): void {}
   writeEarlyHints(): void {}
   addTrailers(): void {}
-  setHeader(): this {
-    return this;
-  }
 
   private init(): ResponseInit {
     return this.statusMessage === '' ? { status: this.statusCode, headers: this.head } : { status: this.statusCode, statusText: this.statusMessage, headers: this.head };

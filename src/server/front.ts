@@ -3,7 +3,7 @@
  * Bun.serve (bun-front.ts, on Bun with KUBEPROXY_BUN_FRONT=serve). The choice is made once, at start.
  */
 import type { ProxyConfig } from '../config/schema.ts';
-import { currentRuntime } from '../runtime/select.ts';
+import { currentRuntime, envChoice } from '../runtime/select.ts';
 import { BunServeFront } from './bun-front.ts';
 import type { ClientFront } from './client-front.ts';
 import { Listener, type RequestHandlers } from './listener.ts';
@@ -19,10 +19,7 @@ const BUN_FRONTS = ['serve', 'node'] as const;
 
 /** The front asked for on Bun, or an error naming the bad value. */
 export function bunFront(env: NodeJS.ProcessEnv = process.env): (typeof BUN_FRONTS)[number] {
-  const value = env[BUN_FRONT_ENV];
-  if (value === undefined || value === '') return 'node';
-  if ((BUN_FRONTS as readonly string[]).includes(value)) return value as (typeof BUN_FRONTS)[number];
-  throw new Error(`${BUN_FRONT_ENV}: "${value}" is not a front (use ${BUN_FRONTS.join(' or ')})`);
+  return envChoice(env, BUN_FRONT_ENV, BUN_FRONTS, 'node', 'a front');
 }
 
 /** The plain HTTP port: Bun.serve on Bun with KUBEPROXY_BUN_FRONT=serve, node:http otherwise. */

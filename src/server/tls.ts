@@ -11,6 +11,7 @@ import type { ProxyConfig, TlsConfig } from '../config/schema.ts';
 import { pickCertificate, readCertificatePair, type CertificatePair } from '../config/certificates.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { log } from '../log.ts';
+import { currentRuntime } from '../runtime/select.ts';
 import { H2Front, type SessionCutReason } from './h2-front.ts';
 import { Listener, type RequestHandlers } from './listener.ts';
 import { bunTlsServer, serveBoth } from './tls-bun.ts';
@@ -31,7 +32,7 @@ export interface TlsEvents {
  * hands the sockets that chose h2 to the h2 front's own server; on Bun one http2 server with
  * `allowHTTP1` for both (tls-bun.ts says why).
  */
-const ONE_SERVER_FOR_BOTH = process.versions.bun !== undefined;
+const ONE_SERVER_FOR_BOTH = currentRuntime === 'bun';
 
 export class TlsListener {
   readonly listener: Listener;

@@ -18,8 +18,9 @@
  */
 import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.ts';
+import { envChoice } from '../runtime/select.ts';
 import type { AttemptHandler, DispatchRequest } from './h2-client.ts';
-import { ResponseParser, type ResponseSink } from './h1-response-parser.ts';
+import { ResponseParser, isToken, type ResponseSink } from './h1-response-parser.ts';
 
 /**
  * `KUBEPROXY_BUN_UPSTREAM`: the HTTP/1.1 client to instances on Bun. `connect` (the default): this
@@ -27,18 +28,10 @@ import { ResponseParser, type ResponseSink } from './h1-response-parser.ts';
  */
 export const BUN_UPSTREAM_ENV = 'KUBEPROXY_BUN_UPSTREAM';
 const BUN_UPSTREAMS = ['undici', 'connect'] as const;
-let chosen: (typeof BUN_UPSTREAMS)[number] | undefined;
 
-/** The upstream client asked for on Bun (read once), or an error naming the bad value. */
+/** The upstream client asked for on Bun, or an error naming the bad value. */
 export function bunUpstream(env: NodeJS.ProcessEnv = process.env): (typeof BUN_UPSTREAMS)[number] {
-  if (chosen !== undefined && env === process.env) return chosen;
-  const value = env[BUN_UPSTREAM_ENV];
-  let out: (typeof BUN_UPSTREAMS)[number];
-  if (value === undefined || value === '') out = 'connect';
-  else if ((BUN_UPSTREAMS as readonly string[]).includes(value)) out = value as (typeof BUN_UPSTREAMS)[number];
-  else throw new Error(`${BUN_UPSTREAM_ENV}: "${value}" is not an upstream client (use ${BUN_UPSTREAMS.join(' or ')})`);
-  if (env === process.env) chosen = out;
-  return out;
+  return envChoice(env, BUN_UPSTREAM_ENV, BUN_UPSTREAMS, 'connect', 'an upstream client');
 }
 
 export interface BunH1Settings {
@@ -76,7 +69,6 @@ interface BunConnect {
 const KEEP_ALIVE_MARGIN = 2000;
 /** Methods whose requests carry a body by their semantics: without one, undici sends Content-Length: 0. */
 const EXPECTS_PAYLOAD = new Set(['PUT', 'POST', 'PATCH', 'QUERY', 'PROPFIND', 'PROPPATCH']);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
@@ -209,7 +201,7 @@ function requestHead(req: DispatchRequest): { text: string; chunked: boolean; le
   for (let i = 0; i < lines.length; i += 2) {
     const name = lines[i]!;
     const value = lines[i + 1]!;
-    if (!TOKEN.test(name) || BAD_VALUE.test(value)) throw coded(`invalid request header ${JSON.stringify(name)}`, 'UND_ERR_INVALID_ARG');
+    if (!isToken(name) || BAD_VALUE.test(value)) throw coded(`invalid request header ${JSON.stringify(name)}`, 'UND_ERR_INVALID_ARG');
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
       if (!/^\d{1,15}$/.test(value) || (length >= 0 && Number(value) !== length)) throw coded('invalid content-length header', 'UND_ERR_INVALID_ARG');
       length = Number(value);

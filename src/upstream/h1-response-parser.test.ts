@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ResponseParser, ResponseParseError } from './h1-response-parser.ts';
+import { ResponseParser, ResponseParseError, isToken } from './h1-response-parser.ts';
 
 interface Parsed {
   heads: Array<{ status: number; text: string; fields: string[] }>;
@@ -251,4 +251,9 @@ test('the parser is reused for the next response on a kept-alive connection', ()
   parser.execute(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb'));
   assert.equal(parser.done, true);
   assert.deepEqual(bodies, ['a', 'b']);
+});
+
+test('a request field name is sent only when it is a token (the same table the response parser checks names with)', () => {
+  for (const name of ['x-a', 'Content-Type', "!#$%&'*+-.^_`|~09AZaz"]) assert.equal(isToken(name), true, name);
+  for (const name of ['', 'x a', 'x:a', 'x\ra', 'é', 'x\u0100']) assert.equal(isToken(name), false, JSON.stringify(name));
 });

@@ -62,6 +62,15 @@ const TOKEN = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
 for (let c = 48; c <= 57; c++) TOKEN[c] = 1;
 for (let c = 65; c <= 90; c++) TOKEN[c] = TOKEN[c + 32] = 1;
+/** Whether `name` is a token (a field name, a method): the check the client makes on what it sends. */
+export function isToken(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 255 || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
 /** field-vchar, SP and HTAB (RFC 9110 §5.5): no CTL, no DEL; obs-text passes. Also the reason phrase's set. */
 const FIELD = new Uint8Array(256);
 for (let c = 32; c < 256; c++) FIELD[c] = c === 127 ? 0 : 1;
