@@ -134,8 +134,12 @@ test('a body larger than one chunk is shared whole, in 64 KiB pieces', async () 
 test('Vary variants stored by either process are served by both', async () => {
   const en = { 'accept-language': 'en' };
   const de = { 'accept-language': 'de' };
+  const receivedByB = (await sharedStatus(b)).invalidations.received as number;
   assert.match(cacheStatus(await get(a, '/vary', en))!, /fwd=uri-miss; stored/);
   await inRedis('/vary');
+  // A's write reaches B as an invalidation too; once it has, B's next lookup reads Redis without
+  // that message landing in the middle of it (which would leave B's memory without A's variant).
+  await until(async () => (await sharedStatus(b)).invalidations.received > receivedByB, 'B told of A\'s write');
   const received = (await sharedStatus(a)).invalidations.received as number;
   assert.match(cacheStatus(await get(b, '/vary', de))!, /fwd=vary-miss; stored/);
   // B's write tells A to drop its copy (one variant): A then reads both from Redis.
